@@ -1,0 +1,270 @@
+//! A player's outgoing queue: bounded in bytes, skipping to the next keyframe when full.
+//!
+//! The hub pushes shared frames; the connection's writer task drains everything pending in one
+//! go and writes it. A player that cannot keep up loses whole GOPs (never a partial picture
+//! sequence, never the publisher's or another player's frames), and one that stays behind for
+//! `max_skips` consecutive skips is closed.
+
+use super::frame::LocalFrame;
+use bytes::Bytes;
+use std::collections::VecDeque;
+use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
+
+/// A change of the stream's publisher, for protocols that tell the player about it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamEvent {
+    /// A publisher started (or replaced another): RTMP `NetStream.Play.PublishNotify`.
+    Published,
+    /// The publisher left: RTMP `NetStream.Play.UnpublishNotify`.
+    Unpublished,
+}
+
+/// One thing to send, in order.
+#[derive(Debug, Clone)]
+pub enum Item {
+    Frame(Rc<LocalFrame>),
+    Event(StreamEvent),
+    /// Protocol bytes made by the connection itself (command replies, acks).
+    Raw(Bytes),
+}
+
+/// Why the hub closed a queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseReason {
+    /// Skipped to a keyframe `max_skips` times in a row without catching up.
+    Lagging,
+    /// Protocol bytes piled up beyond the bound (a peer that never reads).
+    Overflow,
+}
+
+/// The queue shared (through `Rc<RefCell<..>>`) by the hub and one connection.
+#[derive(Debug)]
+pub struct PlayerQueue {
+    items: VecDeque<Item>,
+    frame_bytes: usize,
+    raw_bytes: usize,
+    max_bytes: usize,
+    max_skips: u32,
+    need_keyframe: bool,
+    skips: u32,
+    last_seq: u64,
+    dropped: u64,
+    closed: Option<CloseReason>,
+    waker: Option<Waker>,
+}
+
+impl PlayerQueue {
+    pub fn new(max_bytes: usize, max_skips: u32) -> Self {
+        PlayerQueue {
+            items: VecDeque::new(),
+            frame_bytes: 0,
+            raw_bytes: 0,
+            max_bytes,
+            max_skips,
+            need_keyframe: true,
+            skips: 0,
+            last_seq: 0,
+            dropped: 0,
+            closed: None,
+            waker: None,
+        }
+    }
+
+    /// Offer a frame. Frames already delivered (by sequence number) are ignored, so a resync
+    /// snapshot never duplicates; non-header frames wait for a keyframe after a start or a skip.
+    pub fn push_frame(&mut self, f: &Rc<LocalFrame>) {
+        let frame = &f.frame;
+        if self.closed.is_some() || (frame.seq != 0 && frame.seq <= self.last_seq) {
+            return;
+        }
+        if !frame.header {
+            if self.frame_bytes + frame.len() > self.max_bytes {
+                self.skip();
+                if self.closed.is_some() {
+                    return;
+                }
+            }
+            if self.need_keyframe && !frame.keyframe {
+                self.dropped += 1;
+                return;
+            }
+            self.need_keyframe = false;
+        }
+        self.last_seq = self.last_seq.max(frame.seq);
+        self.frame_bytes += frame.len();
+        self.items.push_back(Item::Frame(f.clone()));
+        self.wake();
+    }
+
+    /// Drop every queued non-header frame and wait for the next keyframe.
+    fn skip(&mut self) {
+        let before = self.items.len();
+        self.items.retain(|i| match i {
+            Item::Frame(f) => f.frame.header,
+            _ => true,
+        });
+        self.dropped += (before - self.items.len()) as u64;
+        self.frame_bytes = self.items.iter().map(item_frame_bytes).sum();
+        self.need_keyframe = true;
+        self.skips += 1;
+        if self.skips > self.max_skips {
+            self.close(CloseReason::Lagging);
+        }
+    }
+
+    pub fn push_event(&mut self, e: StreamEvent) {
+        self.items.push_back(Item::Event(e));
+        self.wake();
+    }
+
+    /// Queue protocol bytes; a peer that lets them pile up past the bound is closed.
+    pub fn push_raw(&mut self, b: Bytes) {
+        if self.closed.is_some() {
+            return;
+        }
+        self.raw_bytes += b.len();
+        if self.raw_bytes > self.max_bytes {
+            self.close(CloseReason::Overflow);
+            return;
+        }
+        self.items.push_back(Item::Raw(b));
+        self.wake();
+    }
+
+    /// Close the queue; the writer sees it on its next poll.
+    pub fn close(&mut self, reason: CloseReason) {
+        if self.closed.is_none() {
+            self.closed = Some(reason);
+        }
+        self.wake();
+    }
+
+    pub fn closed(&self) -> Option<CloseReason> {
+        self.closed
+    }
+
+    /// Frames dropped for this player so far (skips and waiting for a keyframe).
+    pub fn dropped(&self) -> u64 {
+        self.dropped
+    }
+
+    /// Take everything pending into `out`. Ready when there is something or the queue closed.
+    pub fn poll_drain(&mut self, cx: &mut Context<'_>, out: &mut Vec<Item>) -> Poll<()> {
+        if self.items.is_empty() && self.closed.is_none() {
+            self.waker = Some(cx.waker().clone());
+            return Poll::Pending;
+        }
+        out.extend(self.items.drain(..));
+        self.frame_bytes = 0;
+        self.raw_bytes = 0;
+        if !self.need_keyframe {
+            // Caught up: the skip streak is over.
+            self.skips = 0;
+        }
+        Poll::Ready(())
+    }
+
+    fn wake(&mut self) {
+        if let Some(w) = self.waker.take() {
+            w.wake();
+        }
+    }
+}
+
+fn item_frame_bytes(i: &Item) -> usize {
+    match i {
+        Item::Frame(f) => f.frame.len(),
+        _ => 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hub::frame::Frame;
+    use crate::media::MediaKind;
+    use std::task::Waker;
+
+    fn f(key: bool, header: bool, len: usize, seq: u64) -> Rc<LocalFrame> {
+        Rc::new(LocalFrame::new(Frame {
+            kind: MediaKind::Video,
+            timestamp: seq as u32,
+            payload: Bytes::from(vec![1u8; len]),
+            keyframe: key,
+            header,
+            seq,
+        }))
+    }
+
+    fn drain(q: &mut PlayerQueue) -> Vec<u64> {
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut out = Vec::new();
+        let _ = q.poll_drain(&mut cx, &mut out);
+        out.iter()
+            .filter_map(|i| match i {
+                Item::Frame(f) => Some(f.frame.seq),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn starts_on_keyframe_and_ignores_duplicates() {
+        let mut q = PlayerQueue::new(1000, 3);
+        q.push_frame(&f(false, true, 5, 1));
+        q.push_frame(&f(false, false, 5, 2));
+        q.push_frame(&f(true, false, 5, 3));
+        q.push_frame(&f(false, false, 5, 4));
+        q.push_frame(&f(true, false, 5, 3)); // duplicate of a delivered frame
+        assert_eq!(drain(&mut q), vec![1, 3, 4]);
+        assert_eq!(q.dropped(), 1);
+    }
+
+    #[test]
+    fn full_queue_skips_to_next_keyframe_keeping_headers() {
+        let mut q = PlayerQueue::new(100, 3);
+        q.push_frame(&f(false, true, 10, 1));
+        q.push_frame(&f(true, false, 40, 2));
+        q.push_frame(&f(false, false, 40, 3));
+        q.push_frame(&f(false, false, 40, 4)); // would exceed: skip
+        q.push_frame(&f(false, false, 10, 5)); // still waiting for a keyframe
+        q.push_frame(&f(true, false, 10, 6));
+        assert_eq!(drain(&mut q), vec![1, 6]);
+        assert_eq!(q.dropped(), 4);
+        assert_eq!(q.closed(), None);
+    }
+
+    #[test]
+    fn a_player_that_never_drains_is_closed_and_bounded() {
+        let mut q = PlayerQueue::new(100, 2);
+        for seq in 1..1000u64 {
+            q.push_frame(&f(seq % 3 == 1, false, 40, seq));
+            assert!(q.frame_bytes <= 100);
+        }
+        assert_eq!(q.closed(), Some(CloseReason::Lagging));
+    }
+
+    #[test]
+    fn draining_resets_the_skip_streak() {
+        let mut q = PlayerQueue::new(100, 1);
+        for round in 0..10u64 {
+            let base = round * 10 + 1;
+            q.push_frame(&f(true, false, 60, base));
+            q.push_frame(&f(false, false, 60, base + 1)); // skip
+            q.push_frame(&f(true, false, 60, base + 2));
+            drain(&mut q);
+        }
+        assert_eq!(q.closed(), None);
+    }
+
+    #[test]
+    fn raw_bytes_are_bounded() {
+        let mut q = PlayerQueue::new(10, 1);
+        q.push_raw(Bytes::from_static(b"12345"));
+        q.push_raw(Bytes::from_static(b"12345"));
+        assert_eq!(q.closed(), None);
+        q.push_raw(Bytes::from_static(b"1"));
+        assert_eq!(q.closed(), Some(CloseReason::Overflow));
+    }
+}

@@ -1,0 +1,11 @@
+//! shardcast: a thread-per-core live-streaming server. RTMP in; RTMP (and, next, HTTP-FLV and
+//! HLS) out; a livego-compatible control API. See docs/ARCHITECTURE.md for the map.
+
+pub mod api;
+pub mod config;
+pub mod http;
+pub mod hub;
+pub mod keys;
+pub mod media;
+pub mod rtmp;
+pub mod serve;

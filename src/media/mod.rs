@@ -1,0 +1,161 @@
+//! Codec-level facts about FLV tag bodies (= RTMP audio/video/data message payloads), sans-IO.
+//!
+//! The hub needs three answers about every message: is it a sequence header (decoder
+//! configuration to cache and replay), is it a point where a player may start (a video
+//! keyframe), and is a data message the stream's metadata. Legacy FLV tags and Enhanced RTMP
+//! (veovera E-RTMP v1/v2 `ExVideoTagHeader` / `ExAudioTagHeader`) are both recognised.
+
+use bytes::Bytes;
+
+/// What a message carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MediaKind {
+    Audio,
+    Video,
+    /// Script data (AMF0), e.g. `onMetaData`.
+    Data,
+}
+
+/// FLV `CodecID` of legacy AVC (H.264) video.
+pub const CODEC_AVC: u8 = 7;
+/// Legacy "codec id 12" HEVC, sent by older OBS forks and CDNs.
+pub const CODEC_HEVC_LEGACY: u8 = 12;
+/// FLV `SoundFormat` of AAC.
+pub const SOUND_AAC: u8 = 10;
+/// FLV `SoundFormat` 9 marks an Enhanced RTMP `ExAudioTagHeader`.
+pub const SOUND_EX_HEADER: u8 = 9;
+
+/// Facts about a video tag body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct VideoInfo {
+    /// A keyframe (random access point) carrying picture data.
+    pub keyframe: bool,
+    /// Decoder configuration (AVC/HEVC sequence header, E-RTMP SequenceStart).
+    pub sequence_header: bool,
+}
+
+/// Classify a video tag body. Empty or unknown bodies are neither keyframes nor headers.
+pub fn video_info(body: &[u8]) -> VideoInfo {
+    let Some(&b0) = body.first() else {
+        return VideoInfo::default();
+    };
+    let frame_type = (b0 >> 4) & 0x07;
+    if b0 & 0x80 != 0 {
+        // E-RTMP v1: IsExHeader(1) FrameType(3) PacketType(4). PacketType 0 = SequenceStart;
+        // FrameType 5 is a command frame carrying no picture.
+        let packet_type = b0 & 0x0f;
+        let sequence_header = packet_type == 0;
+        return VideoInfo {
+            keyframe: frame_type == 1 && !sequence_header,
+            sequence_header,
+        };
+    }
+    let codec = b0 & 0x0f;
+    let has_packet_type = codec == CODEC_AVC || codec == CODEC_HEVC_LEGACY;
+    let sequence_header = has_packet_type && frame_type == 1 && body.get(1) == Some(&0);
+    // AVCPacketType 2 is "end of sequence": not a picture.
+    let end_of_sequence = has_packet_type && body.get(1) == Some(&2);
+    VideoInfo {
+        keyframe: frame_type == 1 && !sequence_header && !end_of_sequence,
+        sequence_header,
+    }
+}
+
+/// Whether an audio tag body is decoder configuration (AAC AudioSpecificConfig, or an E-RTMP
+/// audio SequenceStart).
+pub fn audio_is_sequence_header(body: &[u8]) -> bool {
+    let Some(&b0) = body.first() else {
+        return false;
+    };
+    match b0 >> 4 {
+        SOUND_AAC => body.get(1) == Some(&0),
+        // ExAudioTagHeader: SoundFormat(4)=9, AudioPacketType(4); 0 = SequenceStart.
+        SOUND_EX_HEADER => b0 & 0x0f == 0,
+        _ => false,
+    }
+}
+
+/// AMF0 encoding of the string `@setDataFrame` (marker 0x02, u16 length 13).
+const SET_DATA_FRAME: &[u8] = b"\x02\x00\x0d@setDataFrame";
+/// AMF0 encoding of the string `onMetaData`.
+const ON_META_DATA: &[u8] = b"\x02\x00\x0aonMetaData";
+
+/// Strip a leading `@setDataFrame` from a data message: publishers wrap metadata in it
+/// (`@setDataFrame`, `onMetaData`, {...}); players must receive `onMetaData`, {...}.
+pub fn strip_set_data_frame(body: &Bytes) -> Bytes {
+    if body.starts_with(SET_DATA_FRAME) {
+        body.slice(SET_DATA_FRAME.len()..)
+    } else {
+        body.clone()
+    }
+}
+
+/// Whether a (stripped) data message is the stream's `onMetaData`, as opposed to cue points,
+/// text data and the like, which are forwarded but not cached.
+pub fn is_metadata(body: &[u8]) -> bool {
+    body.starts_with(ON_META_DATA)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn avc_tags() {
+        assert_eq!(
+            video_info(&[0x17, 0x00, 0, 0, 0]),
+            VideoInfo {
+                keyframe: false,
+                sequence_header: true
+            }
+        );
+        assert_eq!(
+            video_info(&[0x17, 0x01, 0, 0, 0]),
+            VideoInfo {
+                keyframe: true,
+                sequence_header: false
+            }
+        );
+        assert_eq!(video_info(&[0x27, 0x01, 0, 0, 0]), VideoInfo::default());
+        // End of sequence is not a keyframe.
+        assert_eq!(video_info(&[0x17, 0x02, 0, 0, 0]), VideoInfo::default());
+        assert_eq!(video_info(&[]), VideoInfo::default());
+        // A truncated AVC keyframe tag is still a keyframe by its frame type.
+        assert!(video_info(&[0x17]).keyframe);
+    }
+
+    #[test]
+    fn legacy_hevc_and_enhanced_tags() {
+        assert!(video_info(&[0x1c, 0x00]).sequence_header);
+        assert!(video_info(&[0x1c, 0x01]).keyframe);
+        // E-RTMP: 0x90 = ExHeader | key frame | SequenceStart, FourCC follows.
+        let seq = video_info(b"\x90hvc1");
+        assert!(seq.sequence_header && !seq.keyframe);
+        // 0x91 = key frame CodedFrames; 0xA3 = inter frame CodedFramesX.
+        assert!(video_info(b"\x91av01").keyframe);
+        assert_eq!(video_info(b"\xa3vp09"), VideoInfo::default());
+    }
+
+    #[test]
+    fn audio_headers() {
+        assert!(audio_is_sequence_header(&[0xaf, 0x00, 0x12, 0x10]));
+        assert!(!audio_is_sequence_header(&[0xaf, 0x01, 0x21]));
+        assert!(!audio_is_sequence_header(&[0x2f, 0x00])); // MP3 has no header
+        assert!(audio_is_sequence_header(b"\x90Opus"));
+        assert!(!audio_is_sequence_header(b"\x91Opus"));
+        assert!(!audio_is_sequence_header(&[0xaf]));
+    }
+
+    #[test]
+    fn metadata_is_stripped_and_recognised() {
+        let mut v = SET_DATA_FRAME.to_vec();
+        v.extend_from_slice(ON_META_DATA);
+        v.extend_from_slice(&[0x08, 0, 0, 0, 0, 0, 0, 9]);
+        let stripped = strip_set_data_frame(&Bytes::from(v));
+        assert!(stripped.starts_with(ON_META_DATA));
+        assert!(is_metadata(&stripped));
+        let cue = Bytes::from_static(b"\x02\x00\x0aonCuePoint");
+        assert_eq!(strip_set_data_frame(&cue), cue);
+        assert!(!is_metadata(&cue));
+    }
+}

@@ -1,0 +1,7 @@
+//! RTMP, sans-IO: handshake, chunk stream, AMF, protocol control and the server session.
+
+pub mod amf;
+pub mod chunk;
+pub mod control;
+pub mod handshake;
+pub mod session;
