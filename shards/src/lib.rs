@@ -16,7 +16,6 @@ pub use shutdown::Shutdown;
 use glommio::channels::channel_mesh::MeshBuilder;
 use glommio::{LocalExecutorPoolBuilder, PoolPlacement};
 use std::future::Future;
-use std::hash::{BuildHasher, Hash, Hasher};
 
 /// How to start the runtime.
 #[derive(Debug, Clone)]
@@ -53,9 +52,7 @@ pub fn home_shard(key: &str, shards: usize) -> usize {
         0x0fed_cba9_8765_4321,
         0x1357_9bdf_2468_ace0,
     );
-    let mut h = state.build_hasher();
-    key.hash(&mut h);
-    (h.finish() % shards as u64) as usize
+    (state.hash_one(key) % shards as u64) as usize
 }
 
 /// Start `options.shards` executors, run `main` on each and block until all return.

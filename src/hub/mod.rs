@@ -26,7 +26,6 @@ use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::task::{Context, Poll, Waker};
 
 /// A stream's name: `app/name`.
 pub type StreamKey = Arc<str>;
@@ -129,7 +128,6 @@ struct Subscriber {
 #[derive(Default)]
 struct PublisherCtl {
     kicked: Cell<bool>,
-    waker: RefCell<Option<Waker>>,
 }
 
 /// One shard's registry of streams.
@@ -285,23 +283,14 @@ impl Hub {
         self.drain_local();
     }
 
-    /// Whether the local publisher `conn` was replaced; registers `cx` to be woken when it is.
-    pub fn poll_kicked(&self, conn: u64, cx: &mut Context<'_>) -> Poll<()> {
-        match self.publishers.get(&conn) {
-            Some(ctl) if !ctl.kicked.get() => {
-                *ctl.waker.borrow_mut() = Some(cx.waker().clone());
-                Poll::Pending
-            }
-            _ => Poll::Ready(()),
-        }
+    /// Whether the local publisher `conn` was replaced by another publisher of its stream.
+    pub fn is_kicked(&self, conn: u64) -> bool {
+        self.publishers.get(&conn).is_some_and(|c| c.kicked.get())
     }
 
     fn kick_local(&mut self, conn: u64) {
         if let Some(ctl) = self.publishers.get(&conn) {
             ctl.kicked.set(true);
-            if let Some(w) = ctl.waker.borrow_mut().take() {
-                w.wake();
-            }
         }
     }
 

@@ -1,1 +1,212 @@
-//! I/O
+//! The only code that touches sockets: listeners and connection loops on every shard.
+//!
+//! `run` reserves each listen address once (so port 0 resolves to one port for the whole
+//! SO_REUSEPORT group), starts the shards, and on each shard builds the hub, wires the
+//! cross-shard mesh into it and accepts connections until shutdown.
+
+mod api;
+mod io;
+mod rtmp;
+
+use crate::config::{parse_listen_addr, Config};
+use crate::hub::{Hub, HubConfig, HubMsg, SharedHub};
+use crate::keys::{KeyStore, MemoryKeyStore};
+use futures_lite::future;
+use glommio::net::{TcpListener, TcpStream};
+use std::cell::{Cell, RefCell};
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+use tracing::{info, warn};
+
+/// What every connection on a shard can reach.
+pub(crate) struct ShardState {
+    pub id: usize,
+    pub cfg: Arc<Config>,
+    pub hub: SharedHub,
+    pub keys: Arc<dyn KeyStore>,
+    next_conn: Cell<u64>,
+}
+
+impl ShardState {
+    /// A connection id, unique on this shard ((shard, id) is unique in the process).
+    pub fn next_conn_id(&self) -> u64 {
+        let n = self.next_conn.get() + 1;
+        self.next_conn.set(n);
+        n
+    }
+}
+
+/// The listeners to start, resolved to concrete addresses.
+#[derive(Debug, Clone, Copy)]
+struct Listeners {
+    rtmp: SocketAddr,
+    api: Option<SocketAddr>,
+}
+
+/// Run the server until SIGINT/SIGTERM.
+pub fn run(cfg: Config) -> std::io::Result<()> {
+    let cfg = Arc::new(cfg);
+    let shards = cfg.shard_count();
+    let (listeners, _reservations) = reserve_listeners(&cfg)?;
+    let keys: Arc<dyn KeyStore> = Arc::new(MemoryKeyStore::new());
+    let options = shards::Options {
+        shards,
+        pin: cfg.pin_shards,
+        mesh_capacity: cfg.mesh_capacity,
+    };
+    shards::run::<HubMsg, _, _>(options, move |ctx| {
+        let cfg = cfg.clone();
+        let keys = keys.clone();
+        async move { shard_main(ctx, cfg, keys, listeners).await }
+    })?;
+    info!("stopped");
+    Ok(())
+}
+
+fn reserve_listeners(cfg: &Config) -> std::io::Result<(Listeners, Vec<shards::Reservation>)> {
+    let addr = |s: &str| parse_listen_addr(s).map_err(|e| std::io::Error::other(e.to_string()));
+    let rtmp = addr(&cfg.rtmp_addr)?
+        .ok_or_else(|| std::io::Error::other("rtmp_addr must not be empty"))?;
+    let api_wanted = cfg.server.iter().any(|a| a.api);
+    let api = if api_wanted {
+        addr(&cfg.api_addr)?
+    } else {
+        None
+    };
+    let mut held = Vec::new();
+    let mut reserve = |a: SocketAddr| -> std::io::Result<SocketAddr> {
+        let r =
+            shards::reserve(a).map_err(|e| std::io::Error::new(e.kind(), format!("{a}: {e}")))?;
+        let bound = r.addr;
+        held.push(r);
+        Ok(bound)
+    };
+    let listeners = Listeners {
+        rtmp: reserve(rtmp)?,
+        api: api.map(&mut reserve).transpose()?,
+    };
+    Ok((listeners, held))
+}
+
+async fn shard_main(
+    ctx: shards::ShardContext<HubMsg>,
+    cfg: Arc<Config>,
+    keys: Arc<dyn KeyStore>,
+    listeners: Listeners,
+) {
+    let mesh = Rc::new(ctx.mesh);
+    let hub_cfg = HubConfig {
+        gop_num: cfg.gop_num,
+        gop_cache_max_bytes: cfg.gop_cache_max_bytes,
+    };
+    let hub: SharedHub = Rc::new(RefCell::new(Hub::new(
+        ctx.id,
+        ctx.count,
+        hub_cfg,
+        mesh.clone(),
+    )));
+    let hub_in = hub.clone();
+    mesh.spawn_receivers(move |from, msg| hub_in.borrow_mut().on_message(from, msg));
+    let st = Rc::new(ShardState {
+        id: ctx.id,
+        cfg: cfg.clone(),
+        hub,
+        keys,
+        next_conn: Cell::new(0),
+    });
+    let mut tasks = Vec::new();
+    match TcpListener::bind(listeners.rtmp) {
+        Ok(l) => {
+            if ctx.id == 0 {
+                info!(proto = %"rtmp", addr = %listeners.rtmp, shards = ctx.count, "listening");
+            }
+            tasks.push(spawn_accept(l, st.clone(), "rtmp", |st, s, peer| {
+                rtmp::serve(st, s, peer)
+            }));
+        }
+        Err(e) => {
+            tracing::error!(addr = %listeners.rtmp, error = %e, "cannot listen for RTMP");
+            ctx.shutdown.trigger();
+        }
+    }
+    if let Some(addr) = listeners.api {
+        match TcpListener::bind(addr) {
+            Ok(l) => {
+                if ctx.id == 0 {
+                    info!(proto = %"api", addr = %addr, shards = ctx.count, "listening");
+                }
+                tasks.push(spawn_accept(l, st.clone(), "api", |st, s, peer| {
+                    api::serve(st, s, peer)
+                }));
+            }
+            Err(e) => {
+                tracing::error!(addr = %addr, error = %e, "cannot listen for the API");
+                ctx.shutdown.trigger();
+            }
+        }
+    }
+    info!(shard = ctx.id, "shard started");
+    ctx.shutdown.wait().await;
+    // Stop accepting; returning ends the executor, which drops (closes) every connection.
+    drop(tasks);
+    info!(shard = ctx.id, "shard stopping");
+}
+
+/// Accept connections forever, each in its own task, at most `max_connections` at a time.
+fn spawn_accept<F, Fut>(
+    listener: TcpListener,
+    st: Rc<ShardState>,
+    proto: &'static str,
+    handler: F,
+) -> glommio::Task<()>
+where
+    F: Fn(Rc<ShardState>, TcpStream, SocketAddr) -> Fut + 'static,
+    Fut: std::future::Future<Output = ()> + 'static,
+{
+    glommio::spawn_local(async move {
+        let open = Rc::new(Cell::new(0usize));
+        loop {
+            let stream = match listener.accept().await {
+                Ok(s) => s,
+                Err(e) => {
+                    // Out of descriptors and the like: back off instead of spinning.
+                    warn!(proto, error = %e, "accept failed");
+                    glommio::timer::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            if open.get() >= st.cfg.max_connections {
+                warn!(
+                    proto,
+                    shard = st.id,
+                    limit = st.cfg.max_connections,
+                    "connection refused: limit reached"
+                );
+                drop(stream);
+                continue;
+            }
+            let peer = stream
+                .peer_addr()
+                .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+            open.set(open.get() + 1);
+            let open2 = open.clone();
+            let fut = handler(st.clone(), stream, peer);
+            glommio::spawn_local(async move {
+                fut.await;
+                open2.set(open2.get() - 1);
+            })
+            .detach();
+        }
+    })
+}
+
+/// Race `fut` against a timeout; `None` when the time ran out.
+pub(crate) async fn within<T>(d: Duration, fut: impl std::future::Future<Output = T>) -> Option<T> {
+    future::or(async { Some(fut.await) }, async {
+        glommio::timer::sleep(d).await;
+        None
+    })
+    .await
+}

@@ -1,0 +1,107 @@
+//! The control API listener: HTTP/1.1 keep-alive connections on the sans-IO parser, routed
+//! to `crate::api`.
+
+use super::io::Conn;
+use super::{within, ShardState};
+use crate::api::{self, ApiContext};
+use crate::http::{self, HttpError, Limits, Request, Response};
+use glommio::net::TcpStream;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+use tracing::{debug, Instrument};
+
+/// Serve one API connection until it closes, errs or idles out.
+pub(crate) async fn serve(st: Rc<ShardState>, stream: TcpStream, peer: SocketAddr) {
+    let conn_id = st.next_conn_id();
+    let span = tracing::debug_span!("api", shard = st.id, conn = conn_id, %peer);
+    async move {
+        let io = Conn::new(stream);
+        io.set_write_timeout(Some(Duration::from_secs(st.cfg.write_timeout)));
+        if let Err(why) = serve_requests(&st, &io).await {
+            debug!(reason = %why, "closing");
+        }
+        io.shutdown().await;
+    }
+    .instrument(span)
+    .await
+}
+
+async fn serve_requests(st: &ShardState, io: &Conn) -> Result<(), String> {
+    let limits = Limits {
+        max_header_bytes: st.cfg.http_max_header_bytes,
+        max_body_bytes: st.cfg.http_max_body_bytes,
+    };
+    let mut buf: Vec<u8> = Vec::new();
+    let mut out = Vec::new();
+    loop {
+        let (req, used) = match read_request(st, io, &mut buf, &limits).await {
+            Ok(Some(r)) => r,
+            Ok(None) => return Ok(()),
+            Err(e) => {
+                out.clear();
+                e.to_response().write_to(&mut out, false, false);
+                io.write_all(&out).await.map_err(|e| e.to_string())?;
+                return Err(format!("bad request: {e}"));
+            }
+        };
+        buf.drain(..used);
+        let keep_alive = req.keep_alive();
+        let resp = respond(st, &req).await;
+        debug!(method = %req.method, path = %req.path, status = resp.status, "request");
+        out.clear();
+        resp.write_to(&mut out, req.method == "HEAD", keep_alive);
+        io.write_all(&out).await.map_err(|e| e.to_string())?;
+        if !keep_alive {
+            return Ok(());
+        }
+    }
+}
+
+/// Read until one whole request is buffered. `Ok(None)`: the peer closed or idled out
+/// between requests. A request head must arrive within `http_header_timeout` of its first
+/// byte (slowloris), an idle keep-alive connection lasts `http_keepalive_timeout`.
+async fn read_request(
+    st: &ShardState,
+    io: &Conn,
+    buf: &mut Vec<u8>,
+    limits: &Limits,
+) -> Result<Option<(Request, usize)>, HttpError> {
+    let header_timeout = Duration::from_secs(st.cfg.http_header_timeout);
+    let idle_timeout = Duration::from_secs(st.cfg.http_keepalive_timeout);
+    let mut first_byte = (!buf.is_empty()).then(Instant::now);
+    let mut chunk = vec![0u8; 16 * 1024];
+    loop {
+        if let Some(parsed) = http::parse_request(buf, limits)? {
+            return Ok(Some(parsed));
+        }
+        let wait = match first_byte {
+            None => idle_timeout,
+            Some(t) => header_timeout.saturating_sub(t.elapsed()),
+        };
+        let n = match within(wait, io.read(&mut chunk)).await {
+            None if first_byte.is_none() => return Ok(None),
+            None => return Err(HttpError::BadRequest("request head timed out".into())),
+            Some(Ok(0)) | Some(Err(_)) => return Ok(None),
+            Some(Ok(n)) => n,
+        };
+        first_byte.get_or_insert_with(Instant::now);
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// Route a request; key-store calls run off the executor when the store may block.
+async fn respond(st: &ShardState, req: &Request) -> Response {
+    if req.method == "OPTIONS" {
+        return http::preflight(req);
+    }
+    if st.keys.is_blocking() {
+        let keys = st.keys.clone();
+        let req = req.clone();
+        glommio::executor()
+            .spawn_blocking(move || api::handle(&req, &ApiContext { keys: &*keys }))
+            .await
+    } else {
+        api::handle(req, &ApiContext { keys: &*st.keys })
+    }
+}

@@ -1,0 +1,440 @@
+//! One RTMP connection: the sans-IO session driven over a socket, wired to the hub.
+//!
+//! Three futures race for each connection: the reader (bytes -> session -> events -> hub),
+//! the writer (everything queued for this connection, gathered into one write per wake-up)
+//! and the watchdog (timeouts, replacement by another publisher). When one ends, the
+//! connection ends; what was already queued is flushed briefly, then the socket closes.
+
+use super::io::Conn;
+use super::{within, ShardState};
+use crate::hub::{Frame, Item, PlayerQueue, PubId, StreamEvent, StreamKey};
+use crate::keys::{self, KeyError};
+use crate::rtmp::chunk::DecoderLimits;
+use crate::rtmp::session::{Event, ServerSession, SessionConfig};
+use futures_lite::future;
+use glommio::net::TcpStream;
+use std::cell::{Cell, RefCell};
+use std::future::poll_fn;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+use tracing::{debug, info, warn, Instrument};
+
+/// Size of one socket read.
+const READ_BUF: usize = 64 * 1024;
+/// How long queued bytes (an error status, say) may take to leave when a connection ends.
+const FINAL_FLUSH: Duration = Duration::from_secs(2);
+/// Watchdog period for the second-granularity timeouts.
+const TICK: Duration = Duration::from_millis(250);
+
+/// What the connection currently does.
+enum Role {
+    None,
+    Publisher {
+        key: StreamKey,
+        id: PubId,
+        /// After a frame had to be dropped, skip until the next keyframe.
+        resync: bool,
+    },
+    Player {
+        key: StreamKey,
+        player: u64,
+    },
+}
+
+struct RtmpConn {
+    st: Rc<ShardState>,
+    io: Conn,
+    conn_id: u64,
+    session: RefCell<ServerSession>,
+    /// Everything to send, in order: protocol bytes and media frames.
+    queue: Rc<RefCell<PlayerQueue>>,
+    app: RefCell<Option<String>>,
+    role: RefCell<Role>,
+    /// Message stream id media is sent on (the play stream).
+    play_stream: Cell<u32>,
+    started: Instant,
+    /// When the player last had a live publisher (or started waiting).
+    waiting_since: Cell<Option<Instant>>,
+}
+
+/// Why a connection ended.
+type Outcome = Result<&'static str, String>;
+
+/// Serve one accepted RTMP connection to the end.
+pub(crate) async fn serve(st: Rc<ShardState>, stream: TcpStream, peer: SocketAddr) {
+    let conn_id = st.next_conn_id();
+    let span = tracing::info_span!("rtmp", shard = st.id, conn = conn_id, %peer);
+    async move {
+        let conn = Rc::new(RtmpConn::new(st, Conn::new(stream), conn_id));
+        debug!("connected");
+        let outcome = future::or(
+            future::or(conn.clone().read_loop(), conn.clone().write_loop()),
+            conn.clone().watchdog(),
+        )
+        .await;
+        match &outcome {
+            Ok(why) => debug!(reason = why, "closing"),
+            Err(why) => info!(reason = %why, "closing"),
+        }
+        conn.leave();
+        conn.final_flush().await;
+    }
+    .instrument(span)
+    .await
+}
+
+impl RtmpConn {
+    fn new(st: Rc<ShardState>, io: Conn, conn_id: u64) -> Self {
+        let cfg = &st.cfg;
+        let session = ServerSession::new(SessionConfig {
+            chunk_size: cfg.rtmp_chunk_size,
+            window_ack_size: cfg.window_ack_size,
+            limits: DecoderLimits {
+                max_message_size: cfg.max_message_size,
+                max_chunk_size: cfg.max_chunk_size,
+                max_pending_bytes: cfg.max_pending_bytes,
+                ..DecoderLimits::default()
+            },
+        });
+        io.set_read_timeout(Some(Duration::from_secs(cfg.handshake_timeout)));
+        io.set_write_timeout(Some(Duration::from_secs(cfg.write_timeout)));
+        let queue = PlayerQueue::new(cfg.player_queue_bytes, cfg.player_max_skips);
+        RtmpConn {
+            io,
+            conn_id,
+            session: RefCell::new(session),
+            queue: Rc::new(RefCell::new(queue)),
+            app: RefCell::new(None),
+            role: RefCell::new(Role::None),
+            play_stream: Cell::new(1),
+            started: Instant::now(),
+            waiting_since: Cell::new(None),
+            st,
+        }
+    }
+
+    // ---- reading ----
+
+    async fn read_loop(self: Rc<Self>) -> Outcome {
+        let mut buf = vec![0u8; READ_BUF];
+        let mut events = Vec::new();
+        loop {
+            let n = match self.io.read(&mut buf).await {
+                Ok(0) => return Ok("peer closed"),
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+                    return Err(self.read_timeout_reason());
+                }
+                Err(e) => return Err(format!("read: {e}")),
+            };
+            let was_handshaking = !self.session.borrow().handshake_done();
+            let fed = self.session.borrow_mut().feed(&buf[..n], &mut events);
+            self.flush_session();
+            if let Err(e) = fed {
+                return Err(format!("bad input: {e}"));
+            }
+            if was_handshaking && self.session.borrow().handshake_done() {
+                // Handshake over: until it publishes or plays, a connection gets idle_timeout.
+                self.io
+                    .set_read_timeout(Some(self.secs(self.st.cfg.idle_timeout)));
+            }
+            for ev in events.drain(..) {
+                if let Err(why) = self.on_event(ev).await {
+                    self.flush_session();
+                    return Err(why);
+                }
+                self.flush_session();
+            }
+        }
+    }
+
+    fn read_timeout_reason(&self) -> String {
+        match &*self.role.borrow() {
+            Role::Publisher { .. } => format!(
+                "publisher sent nothing for {} s (read_timeout)",
+                self.st.cfg.read_timeout
+            ),
+            _ if !self.session.borrow().handshake_done() => "handshake timed out".into(),
+            _ => "idle connection timed out".into(),
+        }
+    }
+
+    fn secs(&self, s: u64) -> Duration {
+        Duration::from_secs(s)
+    }
+
+    /// Move the session's pending output into the send queue (keeps reply order).
+    fn flush_session(&self) {
+        if let Some(bytes) = self.session.borrow_mut().take_output() {
+            self.queue.borrow_mut().push_raw(bytes);
+        }
+    }
+
+    async fn on_event(&self, ev: Event) -> Result<(), String> {
+        match ev {
+            Event::Connect { app, tc_url } => self.on_connect(app, &tc_url),
+            Event::Publish {
+                stream_id, name, ..
+            } => self.on_publish(stream_id, name).await,
+            Event::Play {
+                stream_id, name, ..
+            } => self.on_play(stream_id, name),
+            Event::Media {
+                kind,
+                timestamp,
+                payload,
+                ..
+            } => {
+                self.on_media(Frame::from_message(kind, timestamp, payload));
+                Ok(())
+            }
+            Event::Unpublish { .. } | Event::StopPlay { .. } => {
+                self.leave();
+                Ok(())
+            }
+        }
+    }
+
+    fn on_connect(&self, app: String, tc_url: &str) -> Result<(), String> {
+        let live = self.st.cfg.app(&app).is_some_and(|a| a.live);
+        if !live {
+            self.session
+                .borrow_mut()
+                .reject_connect(&format!("application `{app}` not found"));
+            return Err(format!("connect to unknown or disabled app `{app}`"));
+        }
+        debug!(app = %app, tc_url, "connect");
+        self.session.borrow_mut().accept_connect();
+        *self.app.borrow_mut() = Some(app);
+        Ok(())
+    }
+
+    fn app(&self) -> String {
+        self.app.borrow().clone().unwrap_or_default()
+    }
+
+    async fn on_publish(&self, stream_id: u32, name: String) -> Result<(), String> {
+        let app = self.app();
+        let room = match self.authorize(name).await {
+            Ok(Some(room)) => room,
+            Ok(None) => {
+                self.session.borrow_mut().reject_publish(
+                    stream_id,
+                    "NetStream.Publish.BadName",
+                    "invalid stream key",
+                );
+                return Err(format!("publish to app `{app}` refused: invalid key"));
+            }
+            Err(e) => {
+                self.session.borrow_mut().reject_publish(
+                    stream_id,
+                    "NetStream.Publish.BadName",
+                    "stream keys unavailable",
+                );
+                return Err(format!("publish refused: {e}"));
+            }
+        };
+        let key: StreamKey = format!("{app}/{room}").into();
+        let id = self.st.hub.borrow_mut().start_publish(&key, self.conn_id);
+        self.session.borrow_mut().accept_publish(stream_id, &room);
+        self.io
+            .set_read_timeout(Some(self.secs(self.st.cfg.read_timeout)));
+        info!(shard = self.st.id, stream = %key, "publish started");
+        *self.role.borrow_mut() = Role::Publisher {
+            key,
+            id,
+            resync: false,
+        };
+        Ok(())
+    }
+
+    /// Map a publish name to a room with the key store, off the executor when it may block.
+    async fn authorize(&self, name: String) -> Result<Option<String>, KeyError> {
+        let store = self.st.keys.clone();
+        let noauth = self.st.cfg.rtmp_noauth;
+        if store.is_blocking() {
+            glommio::executor()
+                .spawn_blocking(move || keys::authorize_publish(&*store, &name, noauth))
+                .await
+        } else {
+            keys::authorize_publish(&*store, &name, noauth)
+        }
+    }
+
+    fn on_play(&self, stream_id: u32, name: String) -> Result<(), String> {
+        if let Err(e) = keys::validate_room(&name) {
+            self.session.borrow_mut().reject_play(
+                stream_id,
+                "NetStream.Play.StreamNotFound",
+                &format!("invalid stream name: {e}"),
+            );
+            return Err(format!("play refused: invalid name: {e}"));
+        }
+        let key: StreamKey = format!("{}/{}", self.app(), name).into();
+        self.session.borrow_mut().accept_play(stream_id, &name);
+        self.flush_session();
+        self.play_stream.set(stream_id);
+        // Players may stay silent for long (acks only): the write side watches them instead.
+        self.io.set_read_timeout(None);
+        let player = self
+            .st
+            .hub
+            .borrow_mut()
+            .add_player(&key, self.queue.clone());
+        let live = self.st.hub.borrow().is_live(&key);
+        self.waiting_since.set((!live).then(Instant::now));
+        info!(shard = self.st.id, stream = %key, live, "play started");
+        *self.role.borrow_mut() = Role::Player { key, player };
+        Ok(())
+    }
+
+    fn on_media(&self, frame: Frame) {
+        let mut role = self.role.borrow_mut();
+        let Role::Publisher { key, id, resync } = &mut *role else {
+            return;
+        };
+        if *resync && !frame.keyframe && !frame.header {
+            return;
+        }
+        let keyframe = frame.keyframe;
+        let sent = self.st.hub.borrow_mut().publish_frame(key, *id, frame);
+        if !sent {
+            if !*resync {
+                warn!(stream = %key, "home shard is congested: skipping to the next keyframe");
+            }
+            *resync = true;
+        } else if keyframe {
+            *resync = false;
+        }
+    }
+
+    /// Stop publishing or playing, if doing either.
+    fn leave(&self) {
+        let role = std::mem::replace(&mut *self.role.borrow_mut(), Role::None);
+        match role {
+            Role::Publisher { key, id, .. } => {
+                self.st.hub.borrow_mut().stop_publish(&key, id);
+                info!(shard = self.st.id, stream = %key, "publish ended");
+            }
+            Role::Player { key, player } => {
+                self.st.hub.borrow_mut().remove_player(&key, player);
+                let dropped = self.queue.borrow().dropped();
+                info!(shard = self.st.id, stream = %key, dropped, "play ended");
+            }
+            Role::None => {}
+        }
+    }
+
+    // ---- writing ----
+
+    async fn write_loop(self: Rc<Self>) -> Outcome {
+        let mut items = Vec::new();
+        let mut buf = Vec::new();
+        loop {
+            poll_fn(|cx| self.queue.borrow_mut().poll_drain(cx, &mut items)).await;
+            if let Some(reason) = self.queue.borrow().closed() {
+                return Err(format!("player closed: {reason:?} (cannot keep up)"));
+            }
+            self.gather(&mut items, &mut buf);
+            match self.io.write_all(&buf).await {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+                    return Err(format!(
+                        "peer accepted nothing for {} s (write_timeout)",
+                        self.st.cfg.write_timeout
+                    ));
+                }
+                Err(e) => return Err(format!("write: {e}")),
+            }
+            buf.clear();
+        }
+    }
+
+    /// Turn queued items into wire bytes, in order, in one buffer (one write per wake-up).
+    fn gather(&self, items: &mut Vec<Item>, buf: &mut Vec<u8>) {
+        let chunk_size = self.session.borrow().out_chunk_size();
+        let stream_id = self.play_stream.get();
+        for item in items.drain(..) {
+            match item {
+                Item::Raw(b) => buf.extend_from_slice(&b),
+                Item::Frame(f) => buf.extend_from_slice(&f.rtmp_chunks(chunk_size, stream_id)),
+                Item::Event(e) => {
+                    self.on_stream_event(e, stream_id);
+                    if let Some(b) = self.session.borrow_mut().take_output() {
+                        buf.extend_from_slice(&b);
+                    }
+                }
+            }
+        }
+    }
+
+    fn on_stream_event(&self, e: StreamEvent, stream_id: u32) {
+        let mut session = self.session.borrow_mut();
+        match e {
+            StreamEvent::Published => {
+                self.waiting_since.set(None);
+                session.notify_published(stream_id);
+            }
+            StreamEvent::Unpublished => {
+                self.waiting_since.set(Some(Instant::now()));
+                session.notify_unpublished(stream_id);
+            }
+        }
+    }
+
+    /// Send what is still queued (e.g. an error status), briefly, then close our side.
+    async fn final_flush(&self) {
+        let mut items = Vec::new();
+        {
+            let mut q = self.queue.borrow_mut();
+            let noop = std::task::Waker::noop();
+            let _ = q.poll_drain(&mut std::task::Context::from_waker(noop), &mut items);
+        }
+        let raw: Vec<u8> = items
+            .into_iter()
+            .filter_map(|i| match i {
+                Item::Raw(b) => Some(b),
+                _ => None,
+            })
+            .flat_map(|b| b.to_vec())
+            .collect();
+        if !raw.is_empty() {
+            let _ = within(FINAL_FLUSH, self.io.write_all(&raw)).await;
+        }
+        self.io.shutdown().await;
+    }
+
+    // ---- timeouts and replacement ----
+
+    /// Ends the connection on a timeout, or when another publisher took its stream (the
+    /// hub then already serves the new one; `leave` sends a harmless stale unpublish).
+    async fn watchdog(self: Rc<Self>) -> Outcome {
+        let cfg = &self.st.cfg;
+        loop {
+            glommio::timer::sleep(TICK).await;
+            let (idle, publisher) = match &*self.role.borrow() {
+                Role::None => (true, false),
+                Role::Publisher { .. } => (false, true),
+                Role::Player { .. } => (false, false),
+            };
+            if publisher && self.st.hub.borrow().is_kicked(self.conn_id) {
+                return Err("replaced by a new publisher of the same stream".into());
+            }
+            if idle && self.started.elapsed() > self.secs(cfg.idle_timeout) {
+                return Err(format!(
+                    "neither published nor played within {} s (idle_timeout)",
+                    cfg.idle_timeout
+                ));
+            }
+            if let Some(since) = self.waiting_since.get() {
+                if since.elapsed() > self.secs(cfg.play_wait_timeout) {
+                    return Err(format!(
+                        "no publisher for {} s (play_wait_timeout)",
+                        cfg.play_wait_timeout
+                    ));
+                }
+            }
+        }
+    }
+}
