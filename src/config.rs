@@ -1017,10 +1017,7 @@ mod tests {
         );
         assert_eq!((c.idle_timeout, c.play_wait_timeout), (10, 30));
         assert_eq!((c.rtmp_chunk_size, c.window_ack_size), (4096, 2_500_000));
-        assert_eq!(
-            (c.max_message_size, c.max_chunk_size),
-            (0xFF_FFFF, 0xFF_FFFF)
-        );
+        assert_eq!((c.max_message_size, c.max_chunk_size), (8 << 20, 0xFF_FFFF));
         assert_eq!((c.max_pending_bytes, c.max_connections), (32 << 20, 10_000));
         assert_eq!(
             (c.player_queue_bytes, c.player_max_skips, c.mesh_capacity),
@@ -1357,7 +1354,7 @@ mod tests {
         );
         let e = error(&["--max_pending_bytes", "1000"], &[], &[]);
         assert!(
-            e.starts_with("--max_pending_bytes: 1000 is out of range: must be at least 16777215"),
+            e.starts_with("--max_pending_bytes: 1000 is out of range: must be at least 8388608"),
             "{e}"
         );
         let e = error(&["--flv_archive", "--flv_dir="], &[], &[]);

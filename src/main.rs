@@ -21,6 +21,9 @@ fn main() -> ExitCode {
     for note in &cfg.notes {
         tracing::info!("{note}");
     }
+    for setting in not_yet_served(&cfg) {
+        tracing::warn!("{setting} is set but not served by this version yet; it has no effect");
+    }
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),
         shards = cfg.shard_count(),
@@ -34,6 +37,31 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Settings livego users may carry over that this version accepts but does not act on yet.
+fn not_yet_served(cfg: &Config) -> Vec<&'static str> {
+    let checks = [
+        (
+            !cfg.jwt.secret.is_empty(),
+            "jwt.secret (the API is NOT protected)",
+        ),
+        (
+            !cfg.redis_addr.is_empty(),
+            "redis_addr (keys stay in memory)",
+        ),
+        (cfg.enable_rtmps, "enable_rtmps (RTMP stays plain)"),
+        (cfg.use_hls_https, "use_hls_https"),
+        (cfg.flv_archive, "flv_archive (nothing is recorded)"),
+        (
+            cfg.server.iter().any(|a| !a.static_push.is_empty()),
+            "static_push",
+        ),
+    ];
+    checks
+        .into_iter()
+        .filter_map(|(set, name)| set.then_some(name))
+        .collect()
 }
 
 fn init_logging(level: &str) {

@@ -469,7 +469,9 @@ impl Hub {
                 if outbox.try_send(sub.shard, msg).is_err() {
                     sub.synced = false;
                 }
-            } else {
+            } else if local.frame.keyframe {
+                // Resend the state at a start point; players there skip the hole (their queues
+                // see the sequence gap) and resume on this GOP.
                 sub.synced = try_send_snapshot(&*outbox, sub.shard, key, &stream.cache, true);
             }
         }

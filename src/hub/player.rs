@@ -72,13 +72,19 @@ impl PlayerQueue {
     }
 
     /// Offer a frame. Frames already delivered (by sequence number) are ignored, so a resync
-    /// snapshot never duplicates; non-header frames wait for a keyframe after a start or a skip.
+    /// snapshot never duplicates; non-header frames wait for a keyframe after a start, a skip
+    /// or a hole in the sequence.
     pub fn push_frame(&mut self, f: &Rc<LocalFrame>) {
         let frame = &f.frame;
         if self.closed.is_some() || (frame.seq != 0 && frame.seq <= self.last_seq) {
             return;
         }
         if !frame.header {
+            if frame.seq > self.last_seq.saturating_add(1) && self.last_seq != 0 {
+                // A hole (frames this shard never got): pictures would reference missing
+                // frames until the next keyframe, so wait for it.
+                self.need_keyframe = true;
+            }
             if self.frame_bytes + frame.len() > self.max_bytes {
                 self.skip();
                 if self.closed.is_some() {
@@ -256,6 +262,18 @@ mod tests {
             drain(&mut q);
         }
         assert_eq!(q.closed(), None);
+    }
+
+    #[test]
+    fn a_hole_in_the_sequence_waits_for_the_next_keyframe() {
+        let mut q = PlayerQueue::new(1000, 3);
+        q.push_frame(&f(true, false, 5, 1));
+        q.push_frame(&f(false, false, 5, 2));
+        q.push_frame(&f(false, false, 5, 4)); // 3 never arrived
+        q.push_frame(&f(false, false, 5, 5));
+        q.push_frame(&f(true, false, 5, 6));
+        q.push_frame(&f(false, false, 5, 7));
+        assert_eq!(drain(&mut q), vec![1, 2, 6, 7]);
     }
 
     #[test]

@@ -240,7 +240,7 @@ fn unpublish_notifies_players_who_keep_waiting_for_the_next_publisher() {
 
 #[test]
 fn full_channel_drops_for_that_shard_then_resyncs_without_duplicates() {
-    let mut c = Cluster::new(2, 1);
+    let mut c = Cluster::new(2, 2);
     let key = key_homed_at(0, 2);
     let remote = queue();
     let local = queue();
@@ -264,9 +264,35 @@ fn full_channel_drops_for_that_shard_then_resyncs_without_duplicates() {
     assert_eq!(local_frames.len(), 6, "the home's own player loses nothing");
     let (remote_frames, _) = drain(&remote);
     let ts: Vec<u32> = remote_frames.iter().filter(|f| !f.2).map(|f| f.1).collect();
-    // 80 was dropped; the snapshot at 120 re-sent the GOP (0, 40, 80, 120) and the player
-    // keeps only what it had not seen, in order.
+    // 80 and 120 were not delivered; the snapshot sent at the next keyframe (160) carries
+    // the cached GOPs (0..120, 160) and the player keeps only what it had not seen, in order.
     assert_eq!(ts, vec![0, 40, 80, 120, 160]);
+}
+
+#[test]
+fn a_hole_the_cache_cannot_fill_resumes_at_the_next_keyframe() {
+    let mut c = Cluster::new(2, 1);
+    let key = key_homed_at(0, 2);
+    let remote = queue();
+    c.hubs[1].add_player(&key, remote.clone());
+    let p = c.hubs[0].start_publish(&key, 1);
+    c.pump();
+    c.hubs[0].publish_frame(&key, p, video(0, true));
+    c.pump();
+    c.net.capacity.set(Some(0));
+    c.hubs[0].publish_frame(&key, p, video(40, false));
+    c.net.capacity.set(None);
+    c.hubs[0].publish_frame(&key, p, video(80, false)); // not a start point: not resent
+    c.hubs[0].publish_frame(&key, p, video(120, true)); // snapshot = this GOP only
+    c.hubs[0].publish_frame(&key, p, video(160, false));
+    c.pump();
+    let (frames, _) = drain(&remote);
+    let ts: Vec<u32> = frames.iter().map(|f| f.1).collect();
+    assert_eq!(
+        ts,
+        vec![0, 120, 160],
+        "no picture that references a lost frame"
+    );
 }
 
 #[test]

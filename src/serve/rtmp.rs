@@ -56,6 +56,9 @@ struct RtmpConn {
     started: Instant,
     /// When the player last had a live publisher (or started waiting).
     waiting_since: Cell<Option<Instant>>,
+    /// A write is under way: if the connection ends now, the peer holds a partial message
+    /// and nothing more may be sent.
+    writing: Cell<bool>,
 }
 
 /// Why a connection ended.
@@ -110,6 +113,7 @@ impl RtmpConn {
             play_stream: Cell::new(1),
             started: Instant::now(),
             waiting_since: Cell::new(None),
+            writing: Cell::new(false),
             st,
         }
     }
@@ -294,10 +298,12 @@ impl RtmpConn {
         let Role::Publisher { key, id, resync } = &mut *role else {
             return;
         };
-        if *resync && !frame.keyframe && !frame.header {
+        // After a drop, video resumes at a keyframe; audio frames stand alone and always go.
+        let is_video = frame.kind == crate::media::MediaKind::Video;
+        if *resync && is_video && !frame.keyframe && !frame.header {
             return;
         }
-        let keyframe = frame.keyframe;
+        let keyframe = is_video && frame.keyframe;
         let sent = self.st.hub.borrow_mut().publish_frame(key, *id, frame);
         if !sent {
             if !*resync {
@@ -337,7 +343,10 @@ impl RtmpConn {
                 return Err(format!("player closed: {reason:?} (cannot keep up)"));
             }
             self.gather(&mut items, &mut buf);
-            match self.io.write_all(&buf).await {
+            self.writing.set(true);
+            let written = self.io.write_all(&buf).await;
+            self.writing.set(false);
+            match written {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
                     return Err(format!(
@@ -385,6 +394,11 @@ impl RtmpConn {
 
     /// Send what is still queued (e.g. an error status), briefly, then close our side.
     async fn final_flush(&self) {
+        if self.writing.get() {
+            // The writer stopped mid-message: more bytes would be garbage to the peer.
+            self.io.shutdown().await;
+            return;
+        }
         let mut items = Vec::new();
         {
             let mut q = self.queue.borrow_mut();

@@ -1,0 +1,26 @@
+//! Shared harness of the end-to-end tests (`mod common;` in each `tests/*.rs`): the real
+//! server on free ports, HTTP and RTMP clients, ffmpeg/ffprobe helpers and synthetic media.
+//!
+//! Each test binary uses a different subset of it.
+#![allow(dead_code, unused_imports)]
+
+pub mod ffmpeg;
+pub mod flv;
+pub mod http;
+pub mod rtmp;
+pub mod server;
+pub mod synth;
+
+pub use ffmpeg::{
+    count_video_frames, ffmpeg_available, ffprobe_streams, push, record, require_ffmpeg,
+    test_media, DURATION_SECS, FPS, FRAMES, GOP,
+};
+pub use flv::{parse_flv, read_flv_tags, FlvTag};
+pub use http::{api_json, header, http_get, http_open, HttpResponse};
+pub use rtmp::{MediaMessage, RtmpClient};
+pub use server::Server;
+pub use shardcast::rtmp::client::{ClientEvent, MediaKind};
+pub use synth::{
+    aac_frame, aac_sequence_header, avc_frame, avc_frame_sized, avc_sequence_header, frame_seq,
+    is_keyframe, metadata,
+};
