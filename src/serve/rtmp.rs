@@ -432,6 +432,10 @@ impl RtmpConn {
                 Role::Publisher { .. } => (false, true),
                 Role::Player { .. } => (false, false),
             };
+            if let Some(reason) = self.queue.borrow().closed() {
+                // Seen here too: the writer may be stuck in a write to a peer that reads nothing.
+                return Err(format!("player closed: {reason:?} (cannot keep up)"));
+            }
             if publisher && self.st.hub.borrow().is_kicked(self.conn_id) {
                 return Err("replaced by a new publisher of the same stream".into());
             }
