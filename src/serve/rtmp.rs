@@ -439,6 +439,13 @@ impl RtmpConn {
             if publisher && self.st.hub.borrow().is_kicked(self.conn_id) {
                 return Err("replaced by a new publisher of the same stream".into());
             }
+            let handshaking = !self.session.borrow().handshake_done();
+            if handshaking && self.started.elapsed() > self.secs(cfg.handshake_timeout) {
+                return Err(format!(
+                    "handshake not finished within {} s (handshake_timeout)",
+                    cfg.handshake_timeout
+                ));
+            }
             if idle && self.started.elapsed() > self.secs(cfg.idle_timeout) {
                 return Err(format!(
                     "neither published nor played within {} s (idle_timeout)",
