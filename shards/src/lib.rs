@@ -97,6 +97,13 @@ where
             })
     };
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if options.pin && count > cpus {
+        tracing::info!(
+            shards = count,
+            cpus,
+            "more shards than CPUs: running unpinned"
+        );
+    }
     let handles = if options.pin && count <= cpus {
         match start(PoolPlacement::MaxSpread(count, None)) {
             Ok(h) => h,

@@ -31,6 +31,8 @@ pub enum HttpError {
     NotImplemented(String),
     /// An HTTP version other than 1.0 and 1.1 (505).
     VersionNotSupported,
+    /// The request head did not arrive within the header timeout (408).
+    Timeout,
 }
 
 impl HttpError {
@@ -43,6 +45,7 @@ impl HttpError {
             HttpError::BadRequest(_) => 400,
             HttpError::NotImplemented(_) => 501,
             HttpError::VersionNotSupported => 505,
+            HttpError::Timeout => 408,
         }
     }
 
@@ -58,6 +61,7 @@ impl HttpError {
             HttpError::BadRequest(why) => format!("bad request: {why}"),
             HttpError::NotImplemented(what) => format!("not implemented: {what}"),
             HttpError::VersionNotSupported => "only HTTP/1.0 and HTTP/1.1 are supported".into(),
+            HttpError::Timeout => "request head not received in time".into(),
         }
     }
 

@@ -168,8 +168,8 @@ impl Hub {
     }
 
     /// Handle a message from another shard.
-    pub fn on_message(&mut self, from: usize, msg: HubMsg) {
-        self.handle(from, msg);
+    pub fn on_message(&mut self, _from: usize, msg: HubMsg) {
+        self.handle(msg);
         self.drain_local();
     }
 
@@ -183,11 +183,11 @@ impl Hub {
 
     fn drain_local(&mut self) {
         while let Some(msg) = self.local.pop_front() {
-            self.handle(self.shard, msg);
+            self.handle(msg);
         }
     }
 
-    fn handle(&mut self, from: usize, msg: HubMsg) {
+    fn handle(&mut self, msg: HubMsg) {
         match msg {
             HubMsg::Publish { key, publisher } => self.home_publish(key, publisher),
             HubMsg::Unpublish { key, publisher } => self.home_unpublish(&key, publisher),
@@ -203,7 +203,6 @@ impl Hub {
             HubMsg::Deliver { key, frame } => self.replica_deliver(&key, frame),
             HubMsg::State { key, live } => self.replica_state(&key, live),
         }
-        let _ = from;
     }
 
     fn new_stream(&self, is_home: bool) -> Stream {
@@ -247,7 +246,7 @@ impl Hub {
             frame,
         };
         if home == self.shard {
-            self.handle(home, msg);
+            self.handle(msg);
             self.drain_local();
             return true;
         }

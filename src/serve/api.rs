@@ -42,7 +42,7 @@ async fn serve_requests(st: &ShardState, io: &Conn) -> Result<(), String> {
                 out.clear();
                 e.to_response().write_to(&mut out, false, false);
                 io.write_all(&out).await.map_err(|e| e.to_string())?;
-                return Err(format!("bad request: {e}"));
+                return Err(e.to_string());
             }
         };
         buf.drain(..used);
@@ -81,7 +81,7 @@ async fn read_request(
         };
         let n = match within(wait, io.read(&mut chunk)).await {
             None if first_byte.is_none() => return Ok(None),
-            None => return Err(HttpError::BadRequest("request head timed out".into())),
+            None => return Err(HttpError::Timeout),
             Some(Ok(0)) | Some(Err(_)) => return Ok(None),
             Some(Ok(n)) => n,
         };

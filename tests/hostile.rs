@@ -1,0 +1,610 @@
+//! Hostile RTMP input, end to end: garbage, oversized message lengths, absurd chunk sizes,
+//! mistyped and deeply nested commands, truncated and silent handshakes. Each must close only
+//! its own connection, with a logged reason, while a healthy publisher and player carry on.
+
+mod common;
+
+use bytes::BytesMut;
+use common::*;
+use rand::rngs::StdRng;
+use rand::{RngCore, SeedableRng};
+use shardcast::rtmp::amf::{encode_amf0, Value};
+use shardcast::rtmp::chunk::encode_message;
+use shardcast::rtmp::client::ClientConfig;
+use shardcast::rtmp::control::{msg_type, write_set_chunk_size};
+use std::io::{ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+const WAIT: Duration = Duration::from_secs(15);
+/// `--handshake_timeout` of the scenario, in seconds.
+const HANDSHAKE_TIMEOUT: u64 = 2;
+/// `--idle_timeout` of the scenario, in seconds.
+const IDLE_TIMEOUT: u64 = 3;
+/// An attack the server detects on arrival must close its connection within this: well under
+/// `IDLE_TIMEOUT`, so the idle watchdog cannot be what closed it (the logged reason says so too).
+const PROMPT: Duration = Duration::from_secs(2);
+/// Slack on top of a server timeout (the watchdog ticks every 250 ms; CI machines are slow).
+const MARGIN: Duration = Duration::from_secs(2);
+/// Chunk size our test client announces after `connect`: raw chunks written after it must use it.
+const CLIENT_CHUNK: u32 = 4096;
+/// Chunk size of a connection that never sent Set Chunk Size (RTMP 1.0 section 5.4.1).
+const DEFAULT_CHUNK: u32 = 128;
+/// Size of C1, C2, S1 and S2.
+const PACKET: usize = 1536;
+/// Real-time pacing of the healthy publisher (30 fps).
+const FRAME_INTERVAL: Duration = Duration::from_millis(33);
+/// Upper bound on the whole scenario, for the player's reads.
+const SCENARIO_LIMIT: Duration = Duration::from_secs(60);
+
+/// Mint (or fetch) the key of `room` through the control API.
+fn key_of(server: &Server, room: &str) -> String {
+    let (status, body) = api_json(server, &format!("/control/get?room={room}"));
+    assert_eq!(status, 200, "{body}");
+    let key = body["data"].as_str().expect("key string").to_string();
+    assert_eq!(key.len(), 48);
+    key
+}
+
+/// Sequence numbers of the `kind` frames (not headers) among received media, in arrival order.
+fn seqs(media: &[MediaMessage], kind: MediaKind) -> Vec<u32> {
+    media
+        .iter()
+        .filter(|m| m.0 == kind)
+        .filter_map(|m| frame_seq(&m.2))
+        .collect()
+}
+
+/// `n` reproducible pseudo-random bytes.
+fn random_bytes(seed: u64, n: usize) -> Vec<u8> {
+    let mut bytes = vec![0; n];
+    StdRng::seed_from_u64(seed).fill_bytes(&mut bytes);
+    bytes
+}
+
+/// A plain TCP connection to `addr`.
+fn tcp(addr: SocketAddr) -> TcpStream {
+    let stream = TcpStream::connect_timeout(&addr, WAIT).expect("TCP connect");
+    stream.set_nodelay(true).unwrap();
+    stream.set_write_timeout(Some(WAIT)).unwrap();
+    stream
+}
+
+/// Reads (and keeps) whatever arrives until the server closes the connection (EOF or reset):
+/// `Some(bytes)` if that happens within `timeout`, else `None`.
+fn read_until_closed(stream: &mut TcpStream, timeout: Duration) -> Option<Vec<u8>> {
+    let deadline = Instant::now() + timeout;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return None;
+        }
+        stream.set_read_timeout(Some(left)).unwrap();
+        match stream.read(&mut buf) {
+            Ok(0) => return Some(got),
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            // Closed with unread input: a reset is a close too.
+            Err(_) => return Some(got),
+        }
+    }
+}
+
+/// A simple (digest-less) handshake by hand: C0+C1, read S0+S1+S2, send C2 (the echo of S1).
+/// Nothing else is sent, so the connection's chunk size stays at the default 128.
+fn raw_handshake(addr: SocketAddr) -> TcpStream {
+    let mut stream = tcp(addr);
+    let mut c0c1 = vec![3u8];
+    c0c1.resize(1 + PACKET, 0);
+    stream.write_all(&c0c1).unwrap();
+    let mut s0s1s2 = vec![0u8; 1 + 2 * PACKET];
+    stream.set_read_timeout(Some(WAIT)).unwrap();
+    stream.read_exact(&mut s0s1s2).expect("S0+S1+S2");
+    assert_eq!(s0s1s2[0], 3, "S0 is RTMP version 3");
+    stream.write_all(&s0s1s2[1..1 + PACKET]).unwrap();
+    stream
+}
+
+/// An AMF0 command message (type 20) on chunk stream 3.
+fn command(values: &[Value], stream_id: u32, chunk_size: u32) -> BytesMut {
+    let mut body = Vec::new();
+    encode_amf0(values, &mut body);
+    let mut out = BytesMut::new();
+    encode_message(
+        &mut out,
+        chunk_size,
+        3,
+        0,
+        msg_type::COMMAND_AMF0,
+        stream_id,
+        &body,
+    );
+    out
+}
+
+/// A client connected to app `live` (handshake + `connect` accepted) that sends with
+/// [`CLIENT_CHUNK`], and the address the server logs as its peer.
+fn connected(addr: SocketAddr) -> (RtmpClient, SocketAddr) {
+    let mut cfg = ClientConfig::new("live", &format!("rtmp://{addr}/live"));
+    cfg.chunk_size = CLIENT_CHUNK;
+    let mut client = RtmpClient::connect_with(addr, cfg).expect("connect");
+    let peer = client.raw_stream().local_addr().unwrap();
+    (client, peer)
+}
+
+/// One attack connection: the address the server logs it under (`peer=...`) and the reason
+/// it must log when closing it (a piece of it; any of several where two timers race).
+struct Attack {
+    name: &'static str,
+    peer: SocketAddr,
+    reasons: Vec<String>,
+}
+
+impl Attack {
+    fn new(name: &'static str, peer: SocketAddr, reason: impl Into<String>) -> Self {
+        Self::any_of(name, peer, &[&reason.into()])
+    }
+
+    fn any_of(name: &'static str, peer: SocketAddr, reasons: &[&str]) -> Self {
+        Attack {
+            name,
+            peer,
+            reasons: reasons.iter().map(|r| r.to_string()).collect(),
+        }
+    }
+}
+
+/// What the server logs when `handshake_timeout` runs out: the read timeout or the watchdog,
+/// whichever fires first.
+const HANDSHAKE_TIMED_OUT: [&str; 2] = ["handshake timed out", "(handshake_timeout)"];
+
+/// Connects, then writes `bytes` raw (after the client's own chunks); the server must close
+/// the connection promptly.
+fn after_connect(addr: SocketAddr, name: &'static str, bytes: &[u8], reason: &str) -> Attack {
+    let (mut client, peer) = connected(addr);
+    // The server may reset the connection before all of it is written.
+    let _ = client.raw_stream().write_all(bytes);
+    assert!(
+        client.wait_closed(PROMPT),
+        "{name}: the server closes the connection"
+    );
+    Attack::new(name, peer, reason)
+}
+
+/// a. 4 KiB of random bytes right after TCP connect: C0 is not version 3.
+fn bad_c0(addr: SocketAddr) -> Attack {
+    let mut garbage = random_bytes(0xc0, 4096);
+    garbage[0] |= 0x80; // never 3 (RTMP) nor 6 (RTMPE)
+    let mut stream = tcp(addr);
+    let peer = stream.local_addr().unwrap();
+    let _ = stream.write_all(&garbage);
+    let answer = read_until_closed(&mut stream, PROMPT).expect("a bad C0 closes the connection");
+    assert!(answer.is_empty(), "no S0/S1 for a bad C0: {answer:?}");
+    let reason = format!("RTMP handshake version {} is not supported", garbage[0]);
+    Attack::new("bad C0", peer, reason)
+}
+
+/// b. C0 and half of C1, then silence: closed when `handshake_timeout` runs out.
+fn truncated_handshake(addr: SocketAddr) -> Attack {
+    let mut stream = tcp(addr);
+    let peer = stream.local_addr().unwrap();
+    let mut partial = vec![3u8];
+    partial.resize(1 + PACKET / 2, 0);
+    stream.write_all(&partial).unwrap();
+    let sent = Instant::now();
+    let limit = Duration::from_secs(HANDSHAKE_TIMEOUT) + MARGIN;
+    let answer =
+        read_until_closed(&mut stream, limit).expect("a truncated handshake is cut off in time");
+    let waited = sent.elapsed();
+    assert!(answer.is_empty(), "no S0/S1 before C1 is complete");
+    assert!(
+        waited >= Duration::from_secs(HANDSHAKE_TIMEOUT) - Duration::from_millis(300),
+        "closed by the handshake timeout, not earlier: {waited:?}"
+    );
+    Attack::any_of("truncated handshake", peer, &HANDSHAKE_TIMED_OUT)
+}
+
+/// c. A fmt0 chunk header on chunk stream 3 announcing a 0xFFFFFF-byte command.
+fn huge_message_length(addr: SocketAddr) -> Attack {
+    let mut header = vec![
+        0x03,
+        0,
+        0,
+        0,
+        0xff,
+        0xff,
+        0xff,
+        msg_type::COMMAND_AMF0,
+        0,
+        0,
+        0,
+        0,
+    ];
+    header.extend_from_slice(&[0x02; 100]); // the start of its "payload"
+    after_connect(
+        addr,
+        "16 MiB message length",
+        &header,
+        "message length 16777215 exceeds the maximum 8388608",
+    )
+}
+
+/// d, e. Set Chunk Size with `size`.
+fn set_chunk_size(addr: SocketAddr, name: &'static str, size: u32, reason: &str) -> Attack {
+    let mut msg = BytesMut::new();
+    write_set_chunk_size(&mut msg, size);
+    assert_eq!(
+        msg[..],
+        [
+            [0x02, 0, 0, 0, 0, 0, 4, 1, 0, 0, 0, 0].as_slice(),
+            &size.to_be_bytes()
+        ]
+        .concat(),
+        "type 1 on chunk stream 2, message stream 0"
+    );
+    after_connect(addr, name, &msg, reason)
+}
+
+/// f. 64 KiB of random bytes where chunks should be.
+fn garbage_chunks(addr: SocketAddr) -> Attack {
+    let garbage = random_bytes(0xf00d, 64 * 1024);
+    after_connect(
+        addr,
+        "garbage chunks",
+        &garbage,
+        "bad input: chunk stream: ",
+    )
+}
+
+/// g. `connect` whose `app` is a number: refused with `_error`, then closed.
+fn connect_with_numeric_app(addr: SocketAddr) -> Attack {
+    let mut stream = raw_handshake(addr);
+    let peer = stream.local_addr().unwrap();
+    let props = Value::object([
+        ("app", Value::Number(42.0)),
+        ("tcUrl", Value::Number(7.0)),
+        ("objectEncoding", Value::from("zero")),
+    ]);
+    let msg = command(&["connect".into(), 1.0.into(), props], 0, DEFAULT_CHUNK);
+    stream.write_all(&msg).unwrap();
+    let answer = read_until_closed(&mut stream, PROMPT).expect("a bad connect is closed");
+    assert!(
+        contains(&answer, b"_error") && contains(&answer, b"NetConnection.Connect.Rejected"),
+        "the connect is refused before the close: {:?}",
+        String::from_utf8_lossy(&answer)
+    );
+    Attack::new(
+        "connect with a numeric app",
+        peer,
+        "connect to unknown or disabled app ``",
+    )
+}
+
+/// g. `publish` whose name is an object: refused with BadName, then closed.
+fn publish_with_object_name(addr: SocketAddr) -> Attack {
+    let (mut client, peer) = connected(addr);
+    let stream_id = client.create_stream().expect("createStream");
+    let name = Value::object([("name", Value::from("healthy"))]);
+    let msg = command(
+        &[
+            "publish".into(),
+            5.0.into(),
+            Value::Null,
+            name,
+            "live".into(),
+        ],
+        stream_id,
+        CLIENT_CHUNK,
+    );
+    client.raw_stream().write_all(&msg).unwrap();
+    let refused = client.wait_for(PROMPT, |e| match e {
+        ClientEvent::Status { code, level, .. } if level == "error" => Some(code.clone()),
+        _ => None,
+    });
+    assert_eq!(refused.as_deref(), Some("NetStream.Publish.BadName"));
+    assert!(client.wait_closed(PROMPT), "a refused publisher is closed");
+    Attack::new(
+        "publish with an object name",
+        peer,
+        "publish to app `live` refused: invalid key",
+    )
+}
+
+/// g. A command whose name is a number.
+fn command_without_name(addr: SocketAddr) -> Attack {
+    let msg = command(&[7.0.into(), 1.0.into(), Value::Null], 0, CLIENT_CHUNK);
+    after_connect(
+        addr,
+        "numeric command name",
+        &msg,
+        "protocol: command without a name",
+    )
+}
+
+/// h. A command whose argument is 10,000 nested strict arrays (AMF0 0x0A, count 1).
+fn deep_amf(addr: SocketAddr) -> Attack {
+    let mut body = Vec::new();
+    encode_amf0(&["call".into(), 9.0.into(), Value::Null], &mut body);
+    for _ in 0..10_000 {
+        body.extend_from_slice(&[0x0a, 0, 0, 0, 1]);
+    }
+    body.push(0x05); // the innermost element: null
+    let mut msg = BytesMut::new();
+    encode_message(
+        &mut msg,
+        CLIENT_CHUNK,
+        3,
+        0,
+        msg_type::COMMAND_AMF0,
+        0,
+        &body,
+    );
+    after_connect(
+        addr,
+        "AMF nested 10,000 deep",
+        &msg,
+        "nested deeper than 64",
+    )
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Publishes metadata, headers, then frames (a keyframe every 30; video `i` and audio `i`
+/// carry sequence number `i`) in real time until `stop`; returns how many frames it sent.
+fn spawn_publisher(mut publisher: RtmpClient, stop: Arc<AtomicBool>) -> JoinHandle<u32> {
+    thread::spawn(move || {
+        publisher.send_metadata(0, &metadata()).unwrap();
+        publisher.send_video(0, &avc_sequence_header()).unwrap();
+        publisher.send_audio(0, &aac_sequence_header()).unwrap();
+        let start = Instant::now();
+        let mut sent = 0u32;
+        while !stop.load(Ordering::SeqCst) {
+            let ts = sent * 33;
+            let cut = |e: std::io::Error| -> ! {
+                panic!("the healthy publisher was cut off at frame {sent}: {e}")
+            };
+            publisher
+                .send_video(ts, &avc_frame(sent.is_multiple_of(30), sent))
+                .unwrap_or_else(|e| cut(e));
+            publisher
+                .send_audio(ts + 10, &aac_frame(sent))
+                .unwrap_or_else(|e| cut(e));
+            sent += 1;
+            // Pacing (30 fps, like a camera), not a wait for a condition.
+            let next = start + FRAME_INTERVAL * sent;
+            if let Some(pause) = next.checked_duration_since(Instant::now()) {
+                thread::sleep(pause);
+            }
+        }
+        sent
+    })
+}
+
+/// Reads media until the video frame whose sequence number arrives on `last` (announced
+/// once the publisher stopped), the connection closes or [`SCENARIO_LIMIT`] passes. Signals
+/// `started` on the first message.
+fn spawn_player(
+    mut player: RtmpClient,
+    started: mpsc::Sender<()>,
+    last: mpsc::Receiver<u32>,
+) -> JoinHandle<(Vec<MediaMessage>, bool)> {
+    thread::spawn(move || {
+        let deadline = Instant::now() + SCENARIO_LIMIT;
+        let mut media: Vec<MediaMessage> = Vec::new();
+        let mut last_seq = None;
+        let mut newest = None;
+        while Instant::now() < deadline && !player.is_closed() {
+            let got = player.read_media(Duration::from_millis(200), 64);
+            if media.is_empty() && !got.is_empty() {
+                let _ = started.send(());
+            }
+            newest = seqs(&got, MediaKind::Video).last().copied().or(newest);
+            media.extend(got);
+            last_seq = last_seq.or_else(|| last.try_recv().ok());
+            if last_seq.is_some() && newest >= last_seq {
+                break;
+            }
+        }
+        (media, player.is_closed())
+    })
+}
+
+#[test]
+fn hostile_inputs_close_only_their_connection_while_a_player_keeps_playing() {
+    let mut server = Server::start(
+        "hostile",
+        &[
+            "--shards",
+            "2",
+            "--handshake_timeout",
+            &HANDSHAKE_TIMEOUT.to_string(),
+            "--idle_timeout",
+            &IDLE_TIMEOUT.to_string(),
+        ],
+    );
+    let addr = server.rtmp_addr();
+    let key = key_of(&server, "healthy");
+
+    // The healthy pair: the player comes first, so it must get every frame from the first.
+    let mut player = RtmpClient::connect(addr, "live").unwrap();
+    player.play("healthy").unwrap();
+    let mut publisher = RtmpClient::connect(addr, "live").unwrap();
+    publisher.publish(&key).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let (started_tx, started_rx) = mpsc::channel();
+    let (last_tx, last_rx) = mpsc::channel();
+    let player = spawn_player(player, started_tx, last_rx);
+    let publisher = spawn_publisher(publisher, stop.clone());
+    started_rx
+        .recv_timeout(WAIT)
+        .expect("the healthy player receives media before the attacks");
+
+    // i. Connections that stay silent: one never handshakes, one connects but never
+    // publishes or plays. They run while the other attacks go on.
+    let mut silent = tcp(addr);
+    let silent_peer = silent.local_addr().unwrap();
+    let silent_since = Instant::now();
+    let (mut idle, idle_peer) = connected(addr);
+    let idle_since = Instant::now();
+
+    let mut attacks = vec![
+        bad_c0(addr),
+        truncated_handshake(addr),
+        huge_message_length(addr),
+        set_chunk_size(addr, "chunk size 0", 0, "peer set a chunk size of 0"),
+        set_chunk_size(
+            addr,
+            "chunk size 0x7FFFFFFF",
+            0x7fff_ffff,
+            "peer chunk size 2147483647 exceeds the maximum 16777215",
+        ),
+        garbage_chunks(addr),
+        connect_with_numeric_app(addr),
+        publish_with_object_name(addr),
+        command_without_name(addr),
+        deep_amf(addr),
+    ];
+
+    let left = (silent_since + Duration::from_secs(HANDSHAKE_TIMEOUT) + MARGIN)
+        .saturating_duration_since(Instant::now());
+    assert!(
+        read_until_closed(&mut silent, left).is_some(),
+        "a connection that sends nothing is closed within handshake_timeout"
+    );
+    attacks.push(Attack::any_of(
+        "silent connection",
+        silent_peer,
+        &HANDSHAKE_TIMED_OUT,
+    ));
+    let left = (idle_since + Duration::from_secs(IDLE_TIMEOUT) + MARGIN)
+        .saturating_duration_since(Instant::now());
+    assert!(
+        idle.wait_closed(left),
+        "a connection that neither publishes nor plays is closed within idle_timeout"
+    );
+    // The read timeout or the watchdog, whichever fires first.
+    attacks.push(Attack::any_of(
+        "idle connection",
+        idle_peer,
+        &["idle connection timed out", "(idle_timeout)"],
+    ));
+
+    // The server still accepts and serves a new player: headers, then the cached keyframe.
+    let mut late = RtmpClient::connect(addr, "live").expect("a new client connects");
+    late.play("healthy").expect("and plays");
+    let joined = late.read_media(WAIT, 6);
+    let videos: Vec<&MediaMessage> = joined.iter().filter(|m| m.0 == MediaKind::Video).collect();
+    assert!(videos.len() >= 2, "late joiner got {joined:?}");
+    assert_eq!(videos[0].2, avc_sequence_header());
+    assert!(is_keyframe(&videos[1].2), "then a keyframe");
+
+    assert!(
+        !server
+            .lines()
+            .iter()
+            .any(|l| l.contains("stream=live/healthy") && l.contains("publish ended")),
+        "the healthy publish never ended during the attacks"
+    );
+    stop.store(true, Ordering::SeqCst);
+    let frames = publisher
+        .join()
+        .expect("the healthy publisher never failed");
+    assert!(frames > 0);
+    last_tx.send(frames - 1).unwrap();
+    let (media, player_closed) = player.join().unwrap();
+    assert!(!player_closed, "the healthy player was never disconnected");
+    let video = seqs(&media, MediaKind::Video);
+    let first_video = media.iter().find(|m| m.0 == MediaKind::Video).unwrap();
+    assert_eq!(first_video.2, avc_sequence_header(), "AVC header first");
+    let first_frame = media
+        .iter()
+        .find(|m| m.0 == MediaKind::Video && frame_seq(&m.2).is_some())
+        .unwrap();
+    assert!(is_keyframe(&first_frame.2), "the first frame is a keyframe");
+    assert_eq!(
+        video,
+        (0..frames).collect::<Vec<_>>(),
+        "every video frame, in order"
+    );
+    assert_eq!(
+        seqs(&media, MediaKind::Audio),
+        (0..frames).collect::<Vec<_>>(),
+        "every audio frame, in order"
+    );
+
+    assert!(
+        server.wait_exit(Duration::from_millis(50)).is_none(),
+        "the server is still running"
+    );
+    for attack in &attacks {
+        let span = format!("peer={}}}", attack.peer);
+        let line =
+            server.wait_for_line(|l| l.contains(&span) && l.contains("closing reason="), WAIT);
+        let line = line.unwrap_or_else(|| panic!("{}: no `closing` line for {span}", attack.name));
+        assert!(
+            attack.reasons.iter().any(|r| line.contains(r.as_str())),
+            "{}: expected the reason {:?} in {line}",
+            attack.name,
+            attack.reasons
+        );
+    }
+    let lines = server.lines();
+    assert!(
+        !lines.iter().any(|l| l.contains("panicked")),
+        "no panic in the server"
+    );
+}
+
+/// Sends C0+C1 one byte every 500 ms (so no single read of the server waits long enough for a
+/// 2 s read timeout) until the server closes the connection or `limit` passes; returns when
+/// it closed, and the peer address it logs the connection under.
+fn trickle_handshake(addr: SocketAddr, limit: Duration) -> (Option<Duration>, SocketAddr) {
+    let mut stream = tcp(addr);
+    let peer = stream.local_addr().unwrap();
+    let start = Instant::now();
+    let mut c0c1 = vec![3u8];
+    c0c1.resize(1 + PACKET, 0);
+    for byte in c0c1.chunks(1) {
+        if start.elapsed() >= limit {
+            break;
+        }
+        if stream.write_all(byte).is_err() {
+            return (Some(start.elapsed()), peer);
+        }
+        // Waiting for the close is also the pacing between bytes.
+        if read_until_closed(&mut stream, Duration::from_millis(500)).is_some() {
+            return (Some(start.elapsed()), peer);
+        }
+    }
+    (None, peer)
+}
+
+#[test]
+fn a_trickled_handshake_is_cut_off_at_handshake_timeout() {
+    let server = Server::start(
+        "trickle-handshake",
+        &["--handshake_timeout", "2", "--idle_timeout", "30"],
+    );
+    let limit = Duration::from_secs(2) + MARGIN;
+    let (closed, peer) = trickle_handshake(server.rtmp_addr(), limit);
+    let closed = closed.unwrap_or_else(|| {
+        panic!("handshake_timeout bounds the whole handshake, not each read: open after {limit:?}")
+    });
+    assert!(
+        closed >= Duration::from_millis(1700),
+        "closed after {closed:?}"
+    );
+    let span = format!("peer={peer}}}");
+    let line = server
+        .wait_for_line(|l| l.contains(&span) && l.contains("closing reason="), WAIT)
+        .expect("the close is logged");
+    assert!(line.contains("(handshake_timeout)"), "{line}");
+}
