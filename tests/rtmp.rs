@@ -299,3 +299,33 @@ fn sigterm_stops_the_server_cleanly() {
     assert!(status.success(), "exit status {status:?}");
     assert!(player.wait_closed(WAIT), "connections are closed");
 }
+
+#[test]
+fn librtmp_players_work() {
+    require_ffmpeg();
+    let media = test_media();
+    let server = Server::start("librtmp", &["--shards", "2"]);
+    let key = key_of(&server, "lib");
+    let mut pusher = push(&server.rtmp_url(&format!("live/{key}")), &media, true);
+    assert!(server
+        .wait_for_line(|l| l.contains("publish started"), WAIT)
+        .is_some());
+    let out = server.dir().join("rtmpdump.flv");
+    // rtmpdump is librtmp's own client; -B stops after 4 s of media.
+    let status = std::process::Command::new("rtmpdump")
+        .args(["-q", "--live", "-B", "4", "-r"])
+        .arg(server.rtmp_url("live/lib"))
+        .arg("-o")
+        .arg(&out)
+        .status()
+        .expect("rtmpdump is installed by scripts/setup");
+    assert!(
+        status.success() || status.code() == Some(2),
+        "rtmpdump: {status:?}"
+    );
+    let (frames, pts) = count_video_frames(&out);
+    assert!(frames >= 90, "about 4 s of video, got {frames}");
+    assert!(pts.windows(2).all(|w| w[1] > w[0]));
+    let _ = pusher.kill();
+    let _ = pusher.wait();
+}

@@ -557,8 +557,10 @@ impl ServerSession {
         );
     }
 
-    /// Tell a player its publisher left (`UnpublishNotify`); the player may keep waiting.
+    /// Tell a player its publisher left: StreamEOF and `UnpublishNotify` (as nginx-rtmp); the
+    /// player may keep waiting for the next publisher.
     pub fn notify_unpublished(&mut self, stream_id: u32) {
+        control::write_user_control(&mut self.out, &UserControl::StreamEof(stream_id));
         self.write_status(
             stream_id,
             "status",

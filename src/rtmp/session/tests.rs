@@ -247,8 +247,16 @@ fn play_replies_and_notifications() {
     s.notify_unpublished(id);
     s.notify_published(id);
     let msgs = replies(&mut s);
-    assert_eq!(status_code(&msgs[0]), "NetStream.Play.UnpublishNotify");
-    assert_eq!(status_code(&msgs[2]), "NetStream.Play.PublishNotify");
+    assert_eq!(
+        UserControl::parse(&msgs[0].payload).unwrap(),
+        UserControl::StreamEof(id)
+    );
+    assert_eq!(status_code(&msgs[1]), "NetStream.Play.UnpublishNotify");
+    assert_eq!(
+        UserControl::parse(&msgs[2].payload).unwrap(),
+        UserControl::StreamBegin(id)
+    );
+    assert_eq!(status_code(&msgs[3]), "NetStream.Play.PublishNotify");
     // A second role on the same connection is refused.
     events.clear();
     let publish = [
