@@ -329,3 +329,66 @@ fn librtmp_players_work() {
     let _ = pusher.kill();
     let _ = pusher.wait();
 }
+
+#[test]
+fn a_silent_publisher_is_closed_and_players_are_told() {
+    let server = Server::start("silent", &["--shards", "2", "--read_timeout", "2"]);
+    let key = key_of(&server, "quiet");
+    let mut player = RtmpClient::connect(server.rtmp_addr(), "live").unwrap();
+    player.play("quiet").unwrap();
+    let mut publisher = RtmpClient::connect(server.rtmp_addr(), "live").unwrap();
+    publisher.publish(&key).unwrap();
+    publish_frames(&mut publisher, 0, 5, 0);
+    // The publisher now sends nothing: read_timeout closes it.
+    assert!(publisher.wait_closed(WAIT), "silent publisher disconnected");
+    assert!(server
+        .wait_for_line(
+            |l| l.contains("closing") && l.contains("read_timeout"),
+            WAIT
+        )
+        .is_some());
+    let told = player.wait_for(WAIT, |e| match e {
+        ClientEvent::Status { code, .. } if code == "NetStream.Play.UnpublishNotify" => Some(()),
+        _ => None,
+    });
+    assert!(told.is_some(), "the player hears the stream ended");
+}
+
+#[test]
+fn a_player_waits_for_a_publisher_only_play_wait_timeout() {
+    let server = Server::start("wait", &["--play_wait_timeout", "2"]);
+    let mut player = RtmpClient::connect(server.rtmp_addr(), "live").unwrap();
+    player.play("nobody").unwrap();
+    assert!(player.wait_closed(WAIT), "closed after play_wait_timeout");
+    assert!(server
+        .wait_for_line(|l| l.contains("play_wait_timeout"), WAIT)
+        .is_some());
+}
+
+#[test]
+fn every_configured_app_counts_and_disabled_apps_are_refused() {
+    let server_dir = std::env::temp_dir().join(format!("shardcast-apps-{}", std::process::id()));
+    std::fs::create_dir_all(&server_dir).unwrap();
+    let file = server_dir.join("apps.toml");
+    std::fs::write(
+        &file,
+        "[[server]]\nappname = \"live\"\nlive = true\napi = true\n\n\
+         [[server]]\nappname = \"studio\"\nlive = true\n\n\
+         [[server]]\nappname = \"off\"\nlive = false\n",
+    )
+    .unwrap();
+    let server = Server::start("apps2", &["--config_file", file.to_str().unwrap()]);
+    let key = key_of(&server, "cam");
+    let mut player = RtmpClient::connect(server.rtmp_addr(), "studio").unwrap();
+    player.play("cam").unwrap();
+    let mut publisher = RtmpClient::connect(server.rtmp_addr(), "studio").unwrap();
+    publisher.publish(&key).unwrap();
+    publish_frames(&mut publisher, 0, 5, 0);
+    assert_eq!(
+        video_seqs(&player.read_media(WAIT, 13)),
+        (0..5).collect::<Vec<_>>()
+    );
+    let off = RtmpClient::connect(server.rtmp_addr(), "off").err();
+    assert_eq!(off.as_deref(), Some("NetConnection.Connect.Rejected"));
+    let _ = std::fs::remove_dir_all(&server_dir);
+}

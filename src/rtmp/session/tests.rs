@@ -410,3 +410,65 @@ fn garbage_after_the_handshake_never_panics() {
         let _ = s.feed(&buf, &mut events);
     }
 }
+
+#[test]
+fn amf3_commands_and_data_are_understood() {
+    let mut s = handshaken();
+    // An AMF3 command message (type 17): a format byte, then AMF0 values; the command object
+    // switches to AMF3 with the avmplus marker (0x11).
+    let mut body = vec![0u8];
+    amf::encode_amf0(&[Value::from("connect"), Value::Number(1.0)], &mut body);
+    body.push(0x11);
+    let obj = Value::object([
+        ("app", Value::from("live")),
+        ("tcUrl", Value::from("rtmp://h/live")),
+    ]);
+    amf::encode_amf3_value(&obj, &mut body);
+    let mut out = BytesMut::new();
+    encode_message(&mut out, 128, 3, 0, msg_type::COMMAND_AMF3, 0, &body);
+    let mut events = Vec::new();
+    s.feed(&out, &mut events).unwrap();
+    assert_eq!(
+        events,
+        vec![Event::Connect {
+            app: "live".into(),
+            tc_url: "rtmp://h/live".into()
+        }]
+    );
+    s.accept_connect();
+    let _ = replies(&mut s);
+    let mut events = Vec::new();
+    s.feed(
+        &command(
+            0,
+            &[Value::from("createStream"), Value::Number(2.0), Value::Null],
+        ),
+        &mut events,
+    )
+    .unwrap();
+    let _ = replies(&mut s);
+    let publish = [
+        Value::from("publish"),
+        Value::Number(3.0),
+        Value::Null,
+        Value::from("k"),
+    ];
+    s.feed(&command(1, &publish), &mut events).unwrap();
+    s.accept_publish(1, "k");
+    events.clear();
+    // AMF3 data (type 15): the format byte is dropped, the AMF0 body kept.
+    let mut data = vec![0u8];
+    amf::encode_amf0(&[Value::from("onMetaData")], &mut data);
+    let mut out = BytesMut::new();
+    encode_message(&mut out, 128, 5, 0, msg_type::DATA_AMF3, 1, &data);
+    s.feed(&out, &mut events).unwrap();
+    assert_eq!(
+        events,
+        vec![Event::Media {
+            stream_id: 1,
+            kind: MediaKind::Data,
+            timestamp: 0,
+            payload: Bytes::copy_from_slice(&data[1..])
+        }]
+    );
+}
