@@ -40,15 +40,6 @@ const FRAME_INTERVAL: Duration = Duration::from_millis(33);
 /// Upper bound on the whole scenario, for the player's reads.
 const SCENARIO_LIMIT: Duration = Duration::from_secs(60);
 
-/// Mint (or fetch) the key of `room` through the control API.
-fn key_of(server: &Server, room: &str) -> String {
-    let (status, body) = api_json(server, &format!("/control/get?room={room}"));
-    assert_eq!(status, 200, "{body}");
-    let key = body["data"].as_str().expect("key string").to_string();
-    assert_eq!(key.len(), 48);
-    key
-}
-
 /// Sequence numbers of the `kind` frames (not headers) among received media, in arrival order.
 fn seqs(media: &[MediaMessage], kind: MediaKind) -> Vec<u32> {
     media

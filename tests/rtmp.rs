@@ -8,15 +8,6 @@ use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(15);
 
-/// Mint (or fetch) the key of `room` through the control API.
-fn key_of(server: &Server, room: &str) -> String {
-    let (status, body) = api_json(server, &format!("/control/get?room={room}"));
-    assert_eq!(status, 200, "{body}");
-    let key = body["data"].as_str().expect("key string").to_string();
-    assert_eq!(key.len(), 48);
-    key
-}
-
 /// Publish synthetic media: metadata, AVC + AAC headers, then `frames` video frames (a
 /// keyframe every 30, 33 ms apart) each followed by an audio frame. Video frame `i` carries
 /// sequence number `first + i`.

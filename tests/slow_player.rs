@@ -40,9 +40,7 @@ fn stalled_player_scenario(name: &str, args: &[&str], close_reason: &str) {
     let mut all = vec!["--shards", "2"];
     all.extend_from_slice(args);
     let server = Server::start(name, &all);
-    let (status, body) = api_json(&server, "/control/get?room=slow");
-    assert_eq!(status, 200);
-    let key = body["data"].as_str().unwrap().to_string();
+    let key = key_of(&server, "slow");
 
     // The stalled player: plays, then never reads again.
     let mut stalled = RtmpClient::connect(server.rtmp_addr(), "live").unwrap();

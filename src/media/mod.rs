@@ -5,6 +5,8 @@
 //! keyframe), and is a data message the stream's metadata. Legacy FLV tags and Enhanced RTMP
 //! (veovera E-RTMP v1/v2 `ExVideoTagHeader` / `ExAudioTagHeader`) are both recognised.
 
+pub mod flv;
+
 use bytes::Bytes;
 
 /// What a message carries.

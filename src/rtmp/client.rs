@@ -23,6 +23,7 @@ use super::control::{
     write_window_ack_size, AckCounter, ControlError, UserControl,
 };
 use super::handshake::{ClientHandshake, HandshakeError};
+use crate::media::flv;
 
 /// Chunk stream of NetConnection commands (`connect`, `createStream`, ...).
 const COMMAND_CSID: u32 = 3;
@@ -32,10 +33,6 @@ const STREAM_COMMAND_CSID: u32 = 8;
 const PLAY_BUFFER_MS: u32 = 3000;
 /// `play` start argument: -2 s means "live stream if any, else recorded" (spec 7.2.2.1).
 const PLAY_START_ANY: f64 = -2000.0;
-/// Size of an FLV tag header inside an aggregate message (spec 7.1.6).
-const AGGREGATE_HEADER_LEN: usize = 11;
-/// Size of the back pointer that follows each aggregate sub-message.
-const AGGREGATE_BACK_POINTER_LEN: usize = 4;
 
 /// What the client says in `connect` and how it writes chunks.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -628,27 +625,14 @@ fn media_event(
 /// 4-byte back pointer). Sub-message timestamps are offsets from the first one, rebased on
 /// the aggregate's timestamp. A truncated tail is ignored (nothing more can be trusted).
 fn split_aggregate(msg: &Message, events: &mut Vec<ClientEvent>) {
-    let payload = &msg.payload;
-    let mut pos = 0;
     let mut first_timestamp = None;
-    while let Some(header) = payload.get(pos..pos + AGGREGATE_HEADER_LEN) {
-        let len = u32::from_be_bytes([0, header[1], header[2], header[3]]) as usize;
-        // FLV tag timestamp: 24 lower bits, then the upper 8 bits.
-        let timestamp = u32::from_be_bytes([header[7], header[4], header[5], header[6]]);
-        let body_start = pos + AGGREGATE_HEADER_LEN;
-        let Some(body_end) = body_start
-            .checked_add(len)
-            .filter(|&end| end <= payload.len())
-        else {
-            return;
-        };
-        let base = *first_timestamp.get_or_insert(timestamp);
-        let timestamp = msg.timestamp.wrapping_add(timestamp.wrapping_sub(base));
-        let body = payload.slice(body_start..body_end);
-        if let Some(event) = media_event(header[0], timestamp, msg.stream_id, &body) {
+    for tag in flv::tags(&msg.payload, 0) {
+        let base = *first_timestamp.get_or_insert(tag.timestamp);
+        let timestamp = msg.timestamp.wrapping_add(tag.timestamp.wrapping_sub(base));
+        let body = msg.payload.slice(tag.body);
+        if let Some(event) = media_event(tag.type_id, timestamp, msg.stream_id, &body) {
             events.push(event);
         }
-        pos = body_end + AGGREGATE_BACK_POINTER_LEN;
     }
 }
 
@@ -1227,13 +1211,8 @@ mod tests {
     }
 
     fn tag(type_id: u8, timestamp: u32, body: &[u8]) -> Vec<u8> {
-        let mut out = vec![type_id];
-        out.extend_from_slice(&(body.len() as u32).to_be_bytes()[1..]);
-        out.extend_from_slice(&timestamp.to_be_bytes()[1..]);
-        out.push((timestamp >> 24) as u8);
-        out.extend_from_slice(&[0, 0, 0]);
-        out.extend_from_slice(body);
-        out.extend_from_slice(&(body.len() as u32 + 11).to_be_bytes());
+        let mut out = Vec::new();
+        flv::write_tag(&mut out, type_id, timestamp, body);
         out
     }
 

@@ -11,7 +11,7 @@ use super::amf::{self, Value};
 use super::chunk::{self, ChunkDecoder, ChunkError, DecoderLimits, Message};
 use super::control::{self, msg_type, AckCounter, UserControl};
 use super::handshake::{HandshakeError, ServerHandshake};
-use crate::media::MediaKind;
+use crate::media::{flv, MediaKind};
 use bytes::{Bytes, BytesMut};
 
 /// Chunk stream ids of our replies.
@@ -254,33 +254,23 @@ impl ServerSession {
     /// Aggregate message (type 22): FLV tags back to back, each followed by its
     /// PreviousTagSize; sub-tag timestamps are relative to the first (RTMP 1.0 section 7.1.6).
     fn on_aggregate(&mut self, msg: &Message, events: &mut Vec<Event>) {
-        let p = &msg.payload;
-        let mut pos = 0usize;
         let mut first_ts: Option<u32> = None;
-        while let Some(h) = p.get(pos..pos + 11) {
-            let size = u32::from_be_bytes([0, h[1], h[2], h[3]]) as usize;
-            let ts = u32::from_be_bytes([h[7], h[4], h[5], h[6]]);
-            let Some(end) = (pos + 11).checked_add(size).filter(|e| *e <= p.len()) else {
-                return;
+        for tag in flv::tags(&msg.payload, 0) {
+            let base = *first_ts.get_or_insert(tag.timestamp);
+            let kind = match tag.type_id {
+                msg_type::AUDIO => MediaKind::Audio,
+                msg_type::VIDEO => MediaKind::Video,
+                msg_type::DATA_AMF0 => MediaKind::Data,
+                _ => continue,
             };
-            let base = *first_ts.get_or_insert(ts);
-            let kind = match h[0] {
-                msg_type::AUDIO => Some(MediaKind::Audio),
-                msg_type::VIDEO => Some(MediaKind::Video),
-                msg_type::DATA_AMF0 => Some(MediaKind::Data),
-                _ => None,
+            let sub = Message {
+                csid: msg.csid,
+                timestamp: msg.timestamp.wrapping_add(tag.timestamp.wrapping_sub(base)),
+                type_id: tag.type_id,
+                stream_id: msg.stream_id,
+                payload: msg.payload.slice(tag.body),
             };
-            if let Some(kind) = kind {
-                let sub = Message {
-                    csid: msg.csid,
-                    timestamp: msg.timestamp.wrapping_add(ts.wrapping_sub(base)),
-                    type_id: h[0],
-                    stream_id: msg.stream_id,
-                    payload: p.slice(pos + 11..end),
-                };
-                self.on_media(&sub, kind, sub.payload.clone(), events);
-            }
-            pos = end + 4;
+            self.on_media(&sub, kind, sub.payload.clone(), events);
         }
     }
 
@@ -470,14 +460,9 @@ impl ServerSession {
         args: &[Value],
         events: &mut Vec<Event>,
     ) -> Result<(), SessionError> {
-        let Some(stream_id) = self.target_stream(msg_stream) else {
-            return Err(protocol("publish without createStream"));
-        };
-        if self.stream_with(Role::Playing).is_some() || self.stream_with(Role::Publishing).is_some()
-        {
-            self.reject_publish(stream_id, "NetStream.Publish.BadConnection", "busy");
+        let Some(stream_id) = self.free_stream(msg_stream, "publish")? else {
             return Ok(());
-        }
+        };
         let (name, query) = split_name(args.get(1));
         let publish_type = args
             .get(2)
@@ -499,14 +484,9 @@ impl ServerSession {
         args: &[Value],
         events: &mut Vec<Event>,
     ) -> Result<(), SessionError> {
-        let Some(stream_id) = self.target_stream(msg_stream) else {
-            return Err(protocol("play without createStream"));
-        };
-        if self.stream_with(Role::Playing).is_some() || self.stream_with(Role::Publishing).is_some()
-        {
-            self.reject_play(stream_id, "NetStream.Play.Failed", "busy");
+        let Some(stream_id) = self.free_stream(msg_stream, "play")? else {
             return Ok(());
-        }
+        };
         let (name, query) = split_name(args.get(1));
         events.push(Event::Play {
             stream_id,
@@ -514,6 +494,29 @@ impl ServerSession {
             query,
         });
         Ok(())
+    }
+
+    /// The stream a publish/play applies to, if the connection may take that role: a
+    /// connection either publishes or plays, once (a second request gets an error status).
+    fn free_stream(&mut self, msg_stream: u32, what: &str) -> Result<Option<u32>, SessionError> {
+        let Some(stream_id) = self.target_stream(msg_stream) else {
+            return Err(protocol(format!("{what} without createStream")));
+        };
+        let busy = self.streams.iter().any(|(_, r)| *r != Role::Idle);
+        if !busy {
+            return Ok(Some(stream_id));
+        }
+        let code = match what {
+            "publish" => "NetStream.Publish.BadConnection",
+            _ => "NetStream.Play.Failed",
+        };
+        self.write_status(
+            stream_id,
+            "error",
+            code,
+            "this connection already publishes or plays",
+        );
+        Ok(None)
     }
 
     /// Accept a publish: StreamBegin and `NetStream.Publish.Start`.

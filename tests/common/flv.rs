@@ -2,15 +2,11 @@
 
 use std::path::Path;
 
+use shardcast::media::flv;
 use shardcast::rtmp::client::MediaKind;
 
 /// One FLV tag: kind, timestamp in milliseconds, tag body (an RTMP message payload).
 pub type FlvTag = (MediaKind, u32, Vec<u8>);
-
-/// FLV file header (9 bytes) plus the first PreviousTagSize (4).
-const FILE_HEADER_LEN: usize = 13;
-/// Tag header length (FLV spec E.4.1).
-const TAG_HEADER_LEN: usize = 11;
 
 /// The audio, video and script tags of an FLV file. Panics if it cannot be read.
 pub fn read_flv_tags(path: &Path) -> Vec<FlvTag> {
@@ -20,35 +16,21 @@ pub fn read_flv_tags(path: &Path) -> Vec<FlvTag> {
 
 /// Parses FLV bytes (Adobe FLV spec E.2-E.4); a truncated last tag is an error.
 pub fn parse_flv(data: &[u8]) -> Result<Vec<FlvTag>, String> {
-    if data.get(..3) != Some(b"FLV") {
-        return Err("not an FLV file".to_owned());
-    }
-    let header_len = data
-        .get(5..9)
-        .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize)
-        .ok_or("truncated FLV header")?;
-    let mut pos = header_len.max(9) + FILE_HEADER_LEN - 9;
+    let start = flv::first_tag_offset(data).ok_or("not an FLV file")?;
     let mut tags = Vec::new();
-    while pos < data.len() {
-        let header = data
-            .get(pos..pos + TAG_HEADER_LEN)
-            .ok_or_else(|| format!("truncated tag header at {pos}"))?;
-        let len = u32::from_be_bytes([0, header[1], header[2], header[3]]) as usize;
-        let timestamp = u32::from_be_bytes([header[7], header[4], header[5], header[6]]);
-        let start = pos + TAG_HEADER_LEN;
-        let body = data
-            .get(start..start + len)
-            .ok_or_else(|| format!("truncated tag body at {pos}"))?;
-        let kind = match header[0] & 0x1f {
-            8 => Some(MediaKind::Audio),
-            9 => Some(MediaKind::Video),
-            18 => Some(MediaKind::Data),
-            _ => None,
+    let mut end = start;
+    for tag in flv::tags(data, start) {
+        end = tag.body.end + flv::BACK_POINTER_LEN;
+        let kind = match tag.type_id {
+            8 => MediaKind::Audio,
+            9 => MediaKind::Video,
+            18 => MediaKind::Data,
+            _ => continue,
         };
-        if let Some(kind) = kind {
-            tags.push((kind, timestamp, body.to_vec()));
-        }
-        pos = start + len + 4;
+        tags.push((kind, tag.timestamp, data[tag.body].to_vec()));
+    }
+    if end < data.len() {
+        return Err(format!("truncated tag at {end}"));
     }
     Ok(tags)
 }
@@ -58,13 +40,8 @@ mod tests {
     use super::*;
 
     fn tag(type_id: u8, timestamp: u32, body: &[u8]) -> Vec<u8> {
-        let mut out = vec![type_id];
-        out.extend_from_slice(&(body.len() as u32).to_be_bytes()[1..]);
-        out.extend_from_slice(&timestamp.to_be_bytes()[1..]);
-        out.push((timestamp >> 24) as u8);
-        out.extend_from_slice(&[0, 0, 0]);
-        out.extend_from_slice(body);
-        out.extend_from_slice(&(body.len() as u32 + 11).to_be_bytes());
+        let mut out = Vec::new();
+        flv::write_tag(&mut out, type_id, timestamp, body);
         out
     }
 

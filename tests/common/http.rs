@@ -244,6 +244,15 @@ fn invalid(msg: String) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, msg)
 }
 
+/// Mint (or fetch) the channel key of `room` through the control API (48 characters).
+pub fn key_of(server: &Server, room: &str) -> String {
+    let (status, body) = api_json(server, &format!("/control/get?room={room}"));
+    assert_eq!(status, 200, "{body}");
+    let key = body["data"].as_str().expect("key string").to_string();
+    assert_eq!(key.len(), 48);
+    key
+}
+
 #[cfg(test)]
 mod tests {
     use std::io::Cursor;

@@ -47,6 +47,9 @@ fn handshaken() -> ServerSession {
 /// Decode every message the session wrote.
 fn replies(s: &mut ServerSession) -> Vec<chunk::Message> {
     let mut d = ChunkDecoder::new(DecoderLimits::default());
+    // The session's current chunk size (the control messages before a SetChunkSize in the
+    // same batch are single chunks at any size).
+    d.set_chunk_size(s.out_chunk_size()).unwrap();
     d.push(&s.take_output().unwrap_or_default());
     let mut out = Vec::new();
     while let Some(m) = d.next_message().unwrap() {
@@ -364,19 +367,8 @@ fn aggregate_messages_are_split() {
     events.clear();
     // Two FLV tags (video at 1000, audio at 1023) inside one aggregate at ts 5000.
     let mut agg = Vec::new();
-    for (t, ts, body) in [
-        (9u8, 1000u32, vec![0x17, 1, 0, 0, 0]),
-        (8, 1023, vec![0xaf, 1]),
-    ] {
-        let len = body.len() as u32;
-        agg.push(t);
-        agg.extend_from_slice(&len.to_be_bytes()[1..]);
-        agg.extend_from_slice(&ts.to_be_bytes()[1..]);
-        agg.push((ts >> 24) as u8);
-        agg.extend_from_slice(&[0, 0, 0]);
-        agg.extend_from_slice(&body);
-        agg.extend_from_slice(&(11 + len).to_be_bytes());
-    }
+    flv::write_tag(&mut agg, 9, 1000, &[0x17, 1, 0, 0, 0]);
+    flv::write_tag(&mut agg, 8, 1023, &[0xaf, 1]);
     let mut out = BytesMut::new();
     encode_message(&mut out, 128, 6, 5000, msg_type::AGGREGATE, id, &agg);
     s.feed(&out, &mut events).unwrap();
