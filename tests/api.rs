@@ -6,7 +6,7 @@ mod common;
 use common::http::read_response;
 use common::*;
 use serde_json::Value;
-use std::io::{BufReader, ErrorKind, Read, Write};
+use std::io::{BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -279,28 +279,6 @@ fn keep_alive_and_pipelined_requests() {
         0,
         "closed after `Connection: close`"
     );
-}
-
-/// Reads until the server closes the connection (EOF or reset): `Some(bytes read)` if that
-/// happens within `timeout`.
-fn read_until_closed(stream: &mut TcpStream, timeout: Duration) -> Option<Vec<u8>> {
-    let deadline = Instant::now() + timeout;
-    let mut got = Vec::new();
-    let mut buf = [0u8; 4096];
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return None;
-        }
-        stream.set_read_timeout(Some(left)).unwrap();
-        match stream.read(&mut buf) {
-            Ok(0) => return Some(got),
-            Ok(n) => got.extend_from_slice(&buf[..n]),
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
-            Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(_) => return Some(got),
-        }
-    }
 }
 
 #[test]

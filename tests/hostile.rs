@@ -12,7 +12,7 @@ use shardcast::rtmp::amf::{encode_amf0, Value};
 use shardcast::rtmp::chunk::encode_message;
 use shardcast::rtmp::client::ClientConfig;
 use shardcast::rtmp::control::{msg_type, write_set_chunk_size};
-use std::io::{ErrorKind, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
@@ -62,29 +62,6 @@ fn tcp(addr: SocketAddr) -> TcpStream {
     stream.set_nodelay(true).unwrap();
     stream.set_write_timeout(Some(WAIT)).unwrap();
     stream
-}
-
-/// Reads (and keeps) whatever arrives until the server closes the connection (EOF or reset):
-/// `Some(bytes)` if that happens within `timeout`, else `None`.
-fn read_until_closed(stream: &mut TcpStream, timeout: Duration) -> Option<Vec<u8>> {
-    let deadline = Instant::now() + timeout;
-    let mut got = Vec::new();
-    let mut buf = [0u8; 16 * 1024];
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return None;
-        }
-        stream.set_read_timeout(Some(left)).unwrap();
-        match stream.read(&mut buf) {
-            Ok(0) => return Some(got),
-            Ok(n) => got.extend_from_slice(&buf[..n]),
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
-            Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            // Closed with unread input: a reset is a close too.
-            Err(_) => return Some(got),
-        }
-    }
 }
 
 /// A simple (digest-less) handshake by hand: C0+C1, read S0+S1+S2, send C2 (the echo of S1).

@@ -11,9 +11,11 @@ mod shutdown;
 
 pub use listen::{reserve, Reservation};
 pub use mesh::{Mesh, SendError};
-pub use shutdown::Shutdown;
 
-use glommio::channels::channel_mesh::MeshBuilder;
+pub use shutdown::Shutdown;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
 use glommio::{LocalExecutorPoolBuilder, PoolPlacement};
 use std::future::Future;
 
@@ -68,28 +70,35 @@ where
     let count = options.shards.max(1);
     let shutdown = Shutdown::install()?;
     let start = |placement: PoolPlacement| {
-        let mesh_builder = MeshBuilder::<M, _>::full(count, options.mesh_capacity.max(1));
+        // Each shard takes its own ends of the mesh (start-up only; never on the data path).
+        let ends: Vec<Option<mesh::Endpoints<M>>> =
+            mesh::build(count, options.mesh_capacity.max(1))
+                .into_iter()
+                .map(Some)
+                .collect();
+        let ends = Arc::new(Mutex::new(ends));
+        let next_id = Arc::new(AtomicUsize::new(0));
         let shutdown = shutdown.clone();
         let main = main.clone();
         LocalExecutorPoolBuilder::new(placement)
             .name("shard")
             .on_all_shards(move || {
-                let mesh_builder = mesh_builder.clone();
+                let id = next_id.fetch_add(1, Ordering::SeqCst);
+                let my_ends = ends
+                    .lock()
+                    .ok()
+                    .and_then(|mut e| e.get_mut(id).and_then(Option::take));
                 let shutdown = shutdown.clone();
                 let main = main.clone();
                 async move {
-                    let (senders, receivers) = match mesh_builder.join().await {
-                        Ok(pair) => pair,
-                        Err(e) => {
-                            tracing::error!(error = %e, "could not join the cross-shard mesh");
-                            return;
-                        }
+                    let Some(my_ends) = my_ends else {
+                        tracing::error!(shard = id, "no mesh endpoints for this shard");
+                        return;
                     };
-                    let id = senders.peer_id();
                     let ctx = ShardContext {
                         id,
                         count,
-                        mesh: Mesh::new(senders, receivers),
+                        mesh: Mesh::connect(id, my_ends).await,
                         shutdown,
                     };
                     main(ctx).await;
@@ -169,7 +178,7 @@ mod tests {
                 async move {
                     let other = 1 - ctx.id;
                     ctx.mesh.try_send(other, ctx.id + 100).expect("send");
-                    let (from, v) = ctx.mesh.recv_any().await.expect("recv");
+                    let (from, v) = ctx.mesh.recv_first().await.expect("recv");
                     assert_eq!(from, other);
                     assert_eq!(v, other + 100);
                     got.fetch_add(1, Ordering::SeqCst);

@@ -7,7 +7,9 @@
 //! backlog exists, later messages join it (or, for `try_send`, are refused), so nothing
 //! overtakes what was sent before it.
 
-use glommio::channels::channel_mesh::{Receivers, Senders};
+use glommio::channels::shared_channel::{
+    self, ConnectedReceiver, ConnectedSender, SharedReceiver, SharedSender,
+};
 use glommio::{GlommioError, ResourceType};
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -25,32 +27,91 @@ pub enum SendError<M> {
     Closed(Option<M>),
 }
 
+/// One shard's unconnected ends of the mesh, made on the main thread and moved, each to its
+/// own executor (every end is owned by exactly one thread).
+///
+/// glommio's own `channel_mesh::MeshBuilder` is not used: it shares an `Rc` between the
+/// executor threads it is cloned into, and its reference count races (seen as a rare
+/// SIGSEGV at start-up). Plain `shared_channel`s have a single owner each.
+pub(crate) struct Endpoints<M: Send + 'static> {
+    senders: Vec<Option<SharedSender<M>>>,
+    receivers: Vec<Option<SharedReceiver<M>>>,
+}
+
+/// Build the ends of a full mesh of `n` shards with `capacity` messages per channel:
+/// element `i` belongs to shard `i`.
+pub(crate) fn build<M: Send + 'static>(n: usize, capacity: usize) -> Vec<Endpoints<M>> {
+    let mut ends: Vec<Endpoints<M>> = (0..n)
+        .map(|_| Endpoints {
+            senders: (0..n).map(|_| None).collect(),
+            receivers: (0..n).map(|_| None).collect(),
+        })
+        .collect();
+    for from in 0..n {
+        for to in (0..n).filter(|&to| to != from) {
+            let (tx, rx) = shared_channel::new_bounded(capacity);
+            ends[from].senders[to] = Some(tx);
+            ends[to].receivers[from] = Some(rx);
+        }
+    }
+    ends
+}
+
+/// The receiving ends of one shard, with the peer each comes from.
+type Inbound<M> = Vec<(usize, ConnectedReceiver<M>)>;
+
 /// This shard's view of the mesh.
 pub struct Mesh<M: Send + 'static> {
-    senders: Rc<Senders<M>>,
-    receivers: RefCell<Option<Receivers<M>>>,
+    id: usize,
+    senders: Rc<Vec<Option<ConnectedSender<M>>>>,
+    receivers: RefCell<Option<Inbound<M>>>,
     /// Per peer: reliable messages waiting for room, oldest first.
     backlog: Rc<RefCell<Vec<VecDeque<M>>>>,
 }
 
 impl<M: Send + 'static> Mesh<M> {
-    pub(crate) fn new(senders: Senders<M>, receivers: Receivers<M>) -> Self {
-        let peers = senders.nr_consumers();
+    /// Connect this shard's ends. Every shard must call this: a channel is usable once both
+    /// of its ends are connected, so all ends are connected concurrently.
+    pub(crate) async fn connect(id: usize, ends: Endpoints<M>) -> Self {
+        let peers = ends.senders.len();
+        let senders: Vec<_> = ends
+            .senders
+            .into_iter()
+            .map(|tx| tx.map(|tx| glommio::spawn_local(tx.connect())))
+            .collect();
+        let receivers: Vec<_> = ends
+            .receivers
+            .into_iter()
+            .enumerate()
+            .filter_map(|(from, rx)| Some((from, glommio::spawn_local(rx?.connect()))))
+            .collect();
+        let mut connected_senders = Vec::with_capacity(peers);
+        for task in senders {
+            connected_senders.push(match task {
+                Some(t) => Some(t.await),
+                None => None,
+            });
+        }
+        let mut connected_receivers = Vec::with_capacity(peers);
+        for (from, task) in receivers {
+            connected_receivers.push((from, task.await));
+        }
         Mesh {
-            senders: Rc::new(senders),
-            receivers: RefCell::new(Some(receivers)),
+            id,
+            senders: Rc::new(connected_senders),
+            receivers: RefCell::new(Some(connected_receivers)),
             backlog: Rc::new(RefCell::new((0..peers).map(|_| VecDeque::new()).collect())),
         }
     }
 
     /// This shard's index.
     pub fn id(&self) -> usize {
-        self.senders.peer_id()
+        self.id
     }
 
     /// Number of shards in the mesh.
     pub fn count(&self) -> usize {
-        self.senders.nr_consumers()
+        self.senders.len()
     }
 
     fn has_backlog(&self, to: usize) -> bool {
@@ -62,7 +123,10 @@ impl<M: Send + 'static> Mesh<M> {
         if self.has_backlog(to) {
             return Err(SendError::Full(msg));
         }
-        self.senders.try_send_to(to, msg).map_err(into_send_error)
+        match self.senders.get(to) {
+            Some(Some(tx)) => tx.try_send(msg).map_err(into_send_error),
+            _ => Err(SendError::Closed(Some(msg))),
+        }
     }
 
     /// Queue `msg` now if there is room, else park it for a background task that sends it
@@ -72,7 +136,7 @@ impl<M: Send + 'static> Mesh<M> {
             self.park(to, msg);
             return;
         }
-        match self.senders.try_send_to(to, msg).map_err(into_send_error) {
+        match self.try_send(to, msg) {
             Ok(()) | Err(SendError::Closed(_)) => {}
             Err(SendError::Full(msg)) => {
                 self.park(to, msg);
@@ -98,7 +162,10 @@ impl<M: Send + 'static> Mesh<M> {
             loop {
                 let next = backlog.borrow_mut().get_mut(to).and_then(|q| q.pop_front());
                 let Some(msg) = next else { break };
-                if senders.send_to(to, msg).await.is_err() {
+                let Some(Some(tx)) = senders.get(to) else {
+                    break;
+                };
+                if tx.send(msg).await.is_err() {
                     // The peer is gone: nothing parked for it can be delivered.
                     if let Some(q) = backlog.borrow_mut().get_mut(to) {
                         q.clear();
@@ -113,11 +180,11 @@ impl<M: Send + 'static> Mesh<M> {
     /// Start one task per peer that hands every arriving message to `handler(from, msg)`.
     /// Can be called once; later calls do nothing.
     pub fn spawn_receivers(&self, handler: impl Fn(usize, M) + 'static) {
-        let Some(mut receivers) = self.receivers.borrow_mut().take() else {
+        let Some(receivers) = self.receivers.borrow_mut().take() else {
             return;
         };
         let handler = Rc::new(handler);
-        for (from, receiver) in receivers.streams() {
+        for (from, receiver) in receivers {
             let handler = handler.clone();
             glommio::spawn_local(async move {
                 while let Some(msg) = receiver.recv().await {
@@ -128,23 +195,15 @@ impl<M: Send + 'static> Mesh<M> {
         }
     }
 
-    /// Receive the next message from any peer (test helper and simple consumers).
-    /// Returns `None` when this shard has no peers or the receivers were handed to
-    /// [`Mesh::spawn_receivers`].
-    pub async fn recv_any(&self) -> Option<(usize, M)> {
+    /// Receive the next message from the first peer that has one, trying peers in order
+    /// (a test helper; servers use [`Mesh::spawn_receivers`]). `None` when this shard has no
+    /// peers or the receivers were handed to `spawn_receivers`.
+    pub async fn recv_first(&self) -> Option<(usize, M)> {
         let receivers = self.receivers.borrow_mut().take()?;
-        let peers: Vec<usize> = (0..receivers.nr_producers())
-            .filter(|&p| p != self.id())
-            .collect();
         let mut result = None;
-        'outer: loop {
-            for &p in &peers {
-                if let Ok(Some(msg)) = receivers.recv_from(p).await {
-                    result = Some((p, msg));
-                    break 'outer;
-                }
-            }
-            if peers.is_empty() {
+        for (from, rx) in &receivers {
+            if let Some(msg) = rx.recv().await {
+                result = Some((*from, msg));
                 break;
             }
         }

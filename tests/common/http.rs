@@ -1,8 +1,8 @@
 //! Minimal blocking HTTP/1.1 client over `std::net::TcpStream` (no HTTP crate needed).
 
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::server::Server;
 
@@ -251,6 +251,29 @@ pub fn key_of(server: &Server, room: &str) -> String {
     let key = body["data"].as_str().expect("key string").to_string();
     assert_eq!(key.len(), 48);
     key
+}
+
+/// Reads (and keeps) whatever arrives until the server closes the connection (EOF or reset):
+/// `Some(bytes)` if that happens within `timeout`, else `None`.
+pub fn read_until_closed(stream: &mut TcpStream, timeout: Duration) -> Option<Vec<u8>> {
+    let deadline = Instant::now() + timeout;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return None;
+        }
+        stream.set_read_timeout(Some(left)).unwrap();
+        match stream.read(&mut buf) {
+            Ok(0) => return Some(got),
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            // Closed with unread input: a reset is a close too.
+            Err(_) => return Some(got),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@ pub use ffmpeg::{
     test_media, DURATION_SECS, FPS, FRAMES, GOP,
 };
 pub use flv::{parse_flv, read_flv_tags, FlvTag};
-pub use http::{api_json, header, http_get, http_open, key_of, HttpResponse};
+pub use http::{api_json, header, http_get, http_open, key_of, read_until_closed, HttpResponse};
 pub use rtmp::{MediaMessage, RtmpClient};
 pub use server::Server;
 pub use shardcast::rtmp::client::{ClientEvent, MediaKind};
