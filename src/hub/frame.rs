@@ -71,6 +71,7 @@ pub const CSID_VIDEO: u32 = 6;
 pub struct LocalFrame {
     pub frame: Frame,
     rtmp: OnceCell<(u32, u32, Bytes)>,
+    flv: OnceCell<Bytes>,
 }
 
 impl LocalFrame {
@@ -78,6 +79,30 @@ impl LocalFrame {
         LocalFrame {
             frame,
             rtmp: OnceCell::new(),
+            flv: OnceCell::new(),
+        }
+    }
+
+    /// The frame as an FLV tag (header, body, PreviousTagSize), made once and shared by every
+    /// HTTP-FLV viewer on the shard.
+    pub fn flv_tag(&self) -> Bytes {
+        self.flv
+            .get_or_init(|| {
+                let f = &self.frame;
+                let mut out = Vec::with_capacity(f.payload.len() + 15);
+                crate::media::flv::write_tag(&mut out, self.type_id(), f.timestamp, &f.payload);
+                Bytes::from(out)
+            })
+            .clone()
+    }
+
+    /// The RTMP message type (= FLV tag type) of the frame.
+    fn type_id(&self) -> u8 {
+        use crate::rtmp::control::msg_type;
+        match self.frame.kind {
+            MediaKind::Audio => msg_type::AUDIO,
+            MediaKind::Video => msg_type::VIDEO,
+            MediaKind::Data => msg_type::DATA_AMF0,
         }
     }
 
@@ -101,10 +126,11 @@ impl LocalFrame {
 
     fn encode_rtmp(&self, chunk_size: u32, stream_id: u32) -> Bytes {
         let f = &self.frame;
-        let (csid, type_id) = match f.kind {
-            MediaKind::Audio => (CSID_AUDIO, crate::rtmp::control::msg_type::AUDIO),
-            MediaKind::Video => (CSID_VIDEO, crate::rtmp::control::msg_type::VIDEO),
-            MediaKind::Data => (CSID_DATA, crate::rtmp::control::msg_type::DATA_AMF0),
+        let type_id = self.type_id();
+        let csid = match f.kind {
+            MediaKind::Audio => CSID_AUDIO,
+            MediaKind::Video => CSID_VIDEO,
+            MediaKind::Data => CSID_DATA,
         };
         let mut out = BytesMut::with_capacity(chunk::encoded_len(
             chunk_size,

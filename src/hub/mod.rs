@@ -12,9 +12,11 @@
 //! until the home can resend a snapshot (headers + GOP) at a later frame.
 
 pub mod cache;
+pub mod directory;
 pub mod frame;
 pub mod player;
 
+pub use directory::{Directory, StreamInfo};
 pub use frame::{Frame, LocalFrame};
 pub use player::{CloseReason, Item, PlayerQueue, StreamEvent};
 
@@ -115,6 +117,8 @@ struct HomeState {
     ts_base: u32,
     last_out: Option<u32>,
     rebase_pending: bool,
+    /// Tracks seen from the current publisher (published in the directory when they change).
+    tracks: StreamInfo,
 }
 
 struct Subscriber {
@@ -136,6 +140,7 @@ pub struct Hub {
     shards: usize,
     cfg: HubConfig,
     outbox: Rc<dyn Outbox>,
+    directory: Arc<Directory>,
     streams: AHashMap<StreamKey, Stream>,
     publishers: AHashMap<u64, Rc<PublisherCtl>>,
     /// Messages this shard sent to itself, handled before the current call returns.
@@ -144,12 +149,19 @@ pub struct Hub {
 }
 
 impl Hub {
-    pub fn new(shard: usize, shards: usize, cfg: HubConfig, outbox: Rc<dyn Outbox>) -> Self {
+    pub fn new(
+        shard: usize,
+        shards: usize,
+        cfg: HubConfig,
+        outbox: Rc<dyn Outbox>,
+        directory: Arc<Directory>,
+    ) -> Self {
         Hub {
             shard,
             shards,
             cfg,
             outbox,
+            directory,
             streams: AHashMap::new(),
             publishers: AHashMap::new(),
             local: VecDeque::new(),
@@ -376,12 +388,15 @@ impl Hub {
     }
 
     fn home_publish(&mut self, key: StreamKey, publisher: PubId) {
+        let directory = self.directory.clone();
         let stream = self.home_stream(&key);
         let Some(home) = stream.home.as_mut() else {
             return;
         };
         let previous = home.publisher.replace(publisher);
         home.rebase_pending = home.last_out.is_some();
+        home.tracks = StreamInfo::default();
+        directory.set(&key, home.tracks);
         stream.cache.clear();
         stream.live = true;
         let subscribers: Vec<usize> = home.subscribers.iter().map(|s| s.shard).collect();
@@ -404,6 +419,7 @@ impl Hub {
     }
 
     fn home_unpublish(&mut self, key: &StreamKey, publisher: PubId) {
+        let directory = self.directory.clone();
         let Some(stream) = self.streams.get_mut(key) else {
             return;
         };
@@ -415,6 +431,7 @@ impl Hub {
         }
         home.publisher = None;
         home.rebase_pending = true;
+        directory.remove(key);
         stream.live = false;
         stream.cache.clear();
         let subscribers: Vec<usize> = home.subscribers.iter().map(|s| s.shard).collect();
@@ -434,6 +451,7 @@ impl Hub {
     }
 
     fn home_media(&mut self, key: &StreamKey, publisher: PubId, mut frame: Frame) {
+        let directory = self.directory.clone();
         let Some(stream) = self.streams.get_mut(key) else {
             return;
         };
@@ -444,6 +462,14 @@ impl Hub {
             return;
         }
         frame.timestamp = rebase(home, frame.timestamp);
+        let tracks = StreamInfo {
+            has_audio: home.tracks.has_audio || frame.kind == MediaKind::Audio,
+            has_video: home.tracks.has_video || frame.kind == MediaKind::Video,
+        };
+        if tracks != home.tracks {
+            home.tracks = tracks;
+            directory.set(key, tracks);
+        }
         home.next_seq += 1;
         frame.seq = home.next_seq;
         if frame.kind == MediaKind::Video && !stream.cache.has_video() {

@@ -41,6 +41,7 @@ struct Cluster {
 impl Cluster {
     fn new(n: usize, gop_num: usize) -> Self {
         let net = Rc::new(Net::default());
+        let directory = Arc::new(Directory::new());
         let hubs = (0..n)
             .map(|i| {
                 let outbox = Rc::new(TestOutbox {
@@ -51,7 +52,7 @@ impl Cluster {
                     gop_num,
                     gop_cache_max_bytes: 1 << 20,
                 };
-                Hub::new(i, n, cfg, outbox)
+                Hub::new(i, n, cfg, outbox, directory.clone())
             })
             .collect();
         Cluster { net, hubs }

@@ -61,7 +61,7 @@ async fn serve_requests(st: &ShardState, io: &Conn) -> Result<(), String> {
 /// Read until one whole request is buffered. `Ok(None)`: the peer closed or idled out
 /// between requests. A request head must arrive within `http_header_timeout` of its first
 /// byte (slowloris), an idle keep-alive connection lasts `http_keepalive_timeout`.
-async fn read_request(
+pub(super) async fn read_request(
     st: &ShardState,
     io: &Conn,
     buf: &mut Vec<u8>,

@@ -5,11 +5,12 @@
 //! cross-shard mesh into it and accepts connections until shutdown.
 
 mod api;
+mod httpflv;
 mod io;
 mod rtmp;
 
 use crate::config::{parse_listen_addr, Config};
-use crate::hub::{Hub, HubConfig, HubMsg, SharedHub};
+use crate::hub::{Directory, Hub, HubConfig, HubMsg, SharedHub};
 use crate::keys::{KeyStore, MemoryKeyStore};
 use futures_lite::future;
 use glommio::net::{TcpListener, TcpStream};
@@ -26,6 +27,7 @@ pub(crate) struct ShardState {
     pub cfg: Arc<Config>,
     pub hub: SharedHub,
     pub keys: Arc<dyn KeyStore>,
+    pub directory: Arc<Directory>,
     next_conn: Cell<u64>,
 }
 
@@ -42,24 +44,35 @@ impl ShardState {
 #[derive(Debug, Clone, Copy)]
 struct Listeners {
     rtmp: SocketAddr,
+    httpflv: Option<SocketAddr>,
     api: Option<SocketAddr>,
+}
+
+/// Process-wide state every shard shares: rare control data, never touched per packet.
+#[derive(Clone)]
+struct Shared {
+    cfg: Arc<Config>,
+    keys: Arc<dyn KeyStore>,
+    directory: Arc<Directory>,
 }
 
 /// Run the server until SIGINT/SIGTERM.
 pub fn run(cfg: Config) -> std::io::Result<()> {
-    let cfg = Arc::new(cfg);
     let shards = cfg.shard_count();
     let (listeners, _reservations) = reserve_listeners(&cfg)?;
-    let keys: Arc<dyn KeyStore> = Arc::new(MemoryKeyStore::new());
     let options = shards::Options {
         shards,
         pin: cfg.pin_shards,
         mesh_capacity: cfg.mesh_capacity,
     };
+    let shared = Shared {
+        cfg: Arc::new(cfg),
+        keys: Arc::new(MemoryKeyStore::new()),
+        directory: Arc::new(Directory::new()),
+    };
     shards::run::<HubMsg, _, _>(options, move |ctx| {
-        let cfg = cfg.clone();
-        let keys = keys.clone();
-        async move { shard_main(ctx, cfg, keys, listeners).await }
+        let shared = shared.clone();
+        async move { shard_main(ctx, shared, listeners).await }
     })?;
     info!("stopped");
     Ok(())
@@ -69,12 +82,10 @@ fn reserve_listeners(cfg: &Config) -> std::io::Result<(Listeners, Vec<shards::Re
     let addr = |s: &str| parse_listen_addr(s).map_err(|e| std::io::Error::other(e.to_string()));
     let rtmp = addr(&cfg.rtmp_addr)?
         .ok_or_else(|| std::io::Error::other("rtmp_addr must not be empty"))?;
-    let api_wanted = cfg.server.iter().any(|a| a.api);
-    let api = if api_wanted {
-        addr(&cfg.api_addr)?
-    } else {
-        None
-    };
+    // A listener starts when its address is set and at least one app uses it.
+    let wanted = |on: bool, a: &str| if on { addr(a) } else { Ok(None) };
+    let httpflv = wanted(cfg.server.iter().any(|a| a.flv), &cfg.httpflv_addr)?;
+    let api = wanted(cfg.server.iter().any(|a| a.api), &cfg.api_addr)?;
     let mut held = Vec::new();
     let mut reserve = |a: SocketAddr| -> std::io::Result<SocketAddr> {
         let r =
@@ -85,64 +96,52 @@ fn reserve_listeners(cfg: &Config) -> std::io::Result<(Listeners, Vec<shards::Re
     };
     let listeners = Listeners {
         rtmp: reserve(rtmp)?,
+        httpflv: httpflv.map(&mut reserve).transpose()?,
         api: api.map(&mut reserve).transpose()?,
     };
     Ok((listeners, held))
 }
 
-async fn shard_main(
-    ctx: shards::ShardContext<HubMsg>,
-    cfg: Arc<Config>,
-    keys: Arc<dyn KeyStore>,
-    listeners: Listeners,
-) {
+async fn shard_main(ctx: shards::ShardContext<HubMsg>, shared: Shared, listeners: Listeners) {
     let mesh = Rc::new(ctx.mesh);
     let hub_cfg = HubConfig {
-        gop_num: cfg.gop_num,
-        gop_cache_max_bytes: cfg.gop_cache_max_bytes,
+        gop_num: shared.cfg.gop_num,
+        gop_cache_max_bytes: shared.cfg.gop_cache_max_bytes,
     };
     let hub: SharedHub = Rc::new(RefCell::new(Hub::new(
         ctx.id,
         ctx.count,
         hub_cfg,
         mesh.clone(),
+        shared.directory.clone(),
     )));
     let hub_in = hub.clone();
     mesh.spawn_receivers(move |from, msg| hub_in.borrow_mut().on_message(from, msg));
     let st = Rc::new(ShardState {
         id: ctx.id,
-        cfg: cfg.clone(),
+        cfg: shared.cfg,
         hub,
-        keys,
+        keys: shared.keys,
+        directory: shared.directory,
         next_conn: Cell::new(0),
     });
     let mut tasks = Vec::new();
-    match TcpListener::bind(listeners.rtmp) {
-        Ok(l) => {
-            if ctx.id == 0 {
-                info!(proto = %"rtmp", addr = %listeners.rtmp, shards = ctx.count, "listening");
-            }
-            tasks.push(spawn_accept(l, st.clone(), "rtmp", |st, s, peer| {
-                rtmp::serve(st, s, peer)
-            }));
-        }
-        Err(e) => {
-            tracing::error!(addr = %listeners.rtmp, error = %e, "cannot listen for RTMP");
-            ctx.shutdown.trigger();
-        }
-    }
-    if let Some(addr) = listeners.api {
+    let wanted = [
+        ("rtmp", Some(listeners.rtmp)),
+        ("httpflv", listeners.httpflv),
+        ("api", listeners.api),
+    ];
+    for (proto, addr) in wanted {
+        let Some(addr) = addr else { continue };
         match TcpListener::bind(addr) {
             Ok(l) => {
                 if ctx.id == 0 {
-                    info!(proto = %"api", addr = %addr, shards = ctx.count, "listening");
+                    info!(proto = %proto, addr = %addr, shards = ctx.count, "listening");
                 }
-                tasks.push(spawn_accept(l, st.clone(), "api", |st, s, peer| {
-                    api::serve(st, s, peer)
-                }));
+                tasks.push(start_listener(proto, l, st.clone()));
             }
             Err(e) => {
-                tracing::error!(addr = %addr, error = %e, "cannot listen for the API");
+                tracing::error!(proto, addr = %addr, error = %e, "cannot listen");
                 ctx.shutdown.trigger();
             }
         }
@@ -152,6 +151,14 @@ async fn shard_main(
     // Stop accepting; returning ends the executor, which drops (closes) every connection.
     drop(tasks);
     info!(shard = ctx.id, "shard stopping");
+}
+
+fn start_listener(proto: &'static str, l: TcpListener, st: Rc<ShardState>) -> glommio::Task<()> {
+    match proto {
+        "rtmp" => spawn_accept(l, st, proto, rtmp::serve),
+        "httpflv" => spawn_accept(l, st, proto, httpflv::serve),
+        _ => spawn_accept(l, st, proto, api::serve),
+    }
 }
 
 /// Accept connections forever, each in its own task, at most `max_connections` at a time.

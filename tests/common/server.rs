@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 /// Listeners the harness knows, by the `proto=` name of their `listening` line; the flag is
 /// `--<proto>_addr`.
-// HTTP-FLV and HLS join this list when the server serves them (next milestone).
-pub const PROTOCOLS: [&str; 2] = ["rtmp", "api"];
+// HLS joins this list when the server serves it.
+pub const PROTOCOLS: [&str; 3] = ["rtmp", "httpflv", "api"];
 /// How long the server may take to print every `listening` line.
 pub const START_TIMEOUT: Duration = Duration::from_secs(20);
 /// Environment variables passed through to the server.
@@ -409,11 +409,13 @@ mod tests {
                 "--api_addr=127.0.0.1:9",
                 "--rtmp_addr",
                 "127.0.0.1:0",
+                "--httpflv_addr",
+                "127.0.0.1:0",
                 "--level",
                 "debug"
             ]
         );
-        assert_eq!(enabled_protocols(&full), ["rtmp", "api"]);
+        assert_eq!(enabled_protocols(&full), ["rtmp", "httpflv", "api"]);
         let full = full_args(&["--level", "info", "--rtmp_addr=127.0.0.1:0"]);
         assert_eq!(full.iter().filter(|a| a.contains("level")).count(), 1);
         assert_eq!(full.iter().filter(|a| a.contains("rtmp_addr")).count(), 1);

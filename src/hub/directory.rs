@@ -1,0 +1,79 @@
+//! The process-wide directory of live streams: which streams have a publisher and which
+//! tracks they carry. Written by home shards when a publisher starts or stops (and once per
+//! track when its first frame arrives), read by any shard to answer HTTP requests at once.
+//! Rare control data behind a lock, never touched per packet.
+
+use ahash::AHashMap;
+use std::sync::RwLock;
+
+/// What the directory knows about a live stream.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StreamInfo {
+    pub has_audio: bool,
+    pub has_video: bool,
+}
+
+/// Live streams by key (`app/name`).
+#[derive(Debug, Default)]
+pub struct Directory {
+    live: RwLock<AHashMap<String, StreamInfo>>,
+}
+
+impl Directory {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Record `key` as live with `info` (a new publisher starts with no known tracks).
+    pub fn set(&self, key: &str, info: StreamInfo) {
+        if let Ok(mut live) = self.live.write() {
+            live.insert(key.to_string(), info);
+        }
+    }
+
+    /// Record that `key` has no publisher any more.
+    pub fn remove(&self, key: &str) {
+        if let Ok(mut live) = self.live.write() {
+            live.remove(key);
+        }
+    }
+
+    /// The stream's entry, if it is live.
+    pub fn get(&self, key: &str) -> Option<StreamInfo> {
+        self.live.read().ok()?.get(key).copied()
+    }
+
+    /// Keys of every live stream, sorted.
+    pub fn keys(&self) -> Vec<String> {
+        let mut keys: Vec<String> = self
+            .live
+            .read()
+            .map(|l| l.keys().cloned().collect())
+            .unwrap_or_default();
+        keys.sort();
+        keys
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn set_get_remove() {
+        let d = Directory::new();
+        assert_eq!(d.get("live/a"), None);
+        d.set("live/b", StreamInfo::default());
+        d.set(
+            "live/a",
+            StreamInfo {
+                has_audio: true,
+                has_video: false,
+            },
+        );
+        assert!(d.get("live/a").unwrap().has_audio);
+        assert_eq!(d.keys(), vec!["live/a", "live/b"]);
+        d.remove("live/a");
+        assert_eq!(d.get("live/a"), None);
+    }
+}

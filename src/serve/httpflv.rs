@@ -1,0 +1,264 @@
+//! HTTP-FLV viewers (`GET /{app}/{room}.flv`, livego's URL) and livego's `GET /streams`.
+//!
+//! A viewer is a player of the hub like an RTMP one: its queue gets the response head and the
+//! FLV header as raw bytes, then the cached state and live frames, each sent as the FLV tag
+//! made once per shard ([`crate::hub::LocalFrame::flv_tag`]). The body is close-delimited.
+//! The viewer stays through a publisher change (timestamps continue), within
+//! `play_wait_timeout`, and is removed the moment it disconnects.
+
+use super::api::read_request;
+use super::io::Conn;
+use super::ShardState;
+use crate::http::{self, Limits, Request, Response};
+use crate::hub::{Item, PlayerQueue, StreamEvent, StreamInfo, StreamKey};
+use crate::keys;
+use futures_lite::future;
+use glommio::net::TcpStream;
+use std::cell::Cell;
+use std::future::poll_fn;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+use tracing::{debug, info, Instrument};
+
+/// Watchdog period.
+const TICK: Duration = Duration::from_millis(250);
+
+/// Serve one HTTP-FLV connection.
+pub(crate) async fn serve(st: Rc<ShardState>, stream: TcpStream, peer: SocketAddr) {
+    let conn_id = st.next_conn_id();
+    let span = tracing::info_span!("httpflv", shard = st.id, conn = conn_id, %peer);
+    async move {
+        let io = Conn::new(stream);
+        io.set_write_timeout(Some(Duration::from_secs(st.cfg.write_timeout)));
+        if let Err(why) = serve_request(&st, &io).await {
+            debug!(reason = %why, "closing");
+        }
+        io.shutdown().await;
+    }
+    .instrument(span)
+    .await
+}
+
+async fn serve_request(st: &Rc<ShardState>, io: &Conn) -> Result<(), String> {
+    let limits = Limits {
+        max_header_bytes: st.cfg.http_max_header_bytes,
+        max_body_bytes: st.cfg.http_max_body_bytes,
+    };
+    let mut buf = Vec::new();
+    let req = match read_request(st, io, &mut buf, &limits).await {
+        Ok(Some((req, _))) => req,
+        Ok(None) => return Ok(()),
+        Err(e) => {
+            return answer(io, &e.to_response(), false)
+                .await
+                .and(Err(e.to_string()))
+        }
+    };
+    let head_only = req.method == "HEAD";
+    match route(st, &req) {
+        Route::Reply(resp) => answer(io, &resp, head_only).await,
+        Route::Play(..) if head_only => {
+            // The same head a GET gets (streamed, no length), without the body.
+            let mut head = Vec::new();
+            flv_response().write_stream_head(&mut head);
+            io.write_all(&head).await.map_err(|e| e.to_string())
+        }
+        Route::Play(key, info) => Viewer::new(st.clone(), io.clone(), key).run(info).await,
+    }
+}
+
+enum Route {
+    Reply(Response),
+    Play(StreamKey, StreamInfo),
+}
+
+fn route(st: &ShardState, req: &Request) -> Route {
+    if req.method == "OPTIONS" {
+        return Route::Reply(http::preflight(req));
+    }
+    if req.method != "GET" && req.method != "HEAD" {
+        return Route::Reply(
+            Response::text(405, "use GET or HEAD\n").header("Allow", "GET, HEAD, OPTIONS"),
+        );
+    }
+    let path = match req.decoded_path() {
+        Ok(p) => p,
+        Err(e) => return Route::Reply(e.to_response()),
+    };
+    if path == "/streams" {
+        return Route::Reply(streams(st));
+    }
+    let not_found = |why: &str| Route::Reply(Response::text(404, format!("{why}\n")));
+    let Some((app, room)) = path
+        .strip_prefix('/')
+        .and_then(|p| p.strip_suffix(".flv"))
+        .and_then(|p| p.split_once('/'))
+    else {
+        return not_found("not found: use /{app}/{room}.flv");
+    };
+    if !st.cfg.app(app).is_some_and(|a| a.flv) {
+        return not_found("no such app, or HTTP-FLV is off for it");
+    }
+    if keys::validate_room(room).is_err() {
+        return not_found("invalid stream name");
+    }
+    let key = format!("{app}/{room}");
+    match st.directory.get(&key) {
+        Some(info) => Route::Play(key.into(), info),
+        None => not_found("stream not found"),
+    }
+}
+
+/// livego's `GET /streams`: the live streams (players are listed by `/stat/livestat`).
+fn streams(st: &ShardState) -> Response {
+    let publishers: Vec<serde_json::Value> = st
+        .directory
+        .keys()
+        .into_iter()
+        .map(|k| serde_json::json!({ "key": k, "id": k }))
+        .collect();
+    Response::json(
+        200,
+        &serde_json::json!({ "publishers": publishers, "players": [] }),
+    )
+}
+
+fn flv_response() -> Response {
+    Response::new(200)
+        .header("Content-Type", "video/x-flv")
+        .header("Cache-Control", "no-cache")
+}
+
+async fn answer(io: &Conn, resp: &Response, head_only: bool) -> Result<(), String> {
+    let mut out = Vec::new();
+    resp.write_to(&mut out, head_only, false);
+    io.write_all(&out).await.map_err(|e| e.to_string())
+}
+
+/// The FLV file header (spec E.2) with the stream's tracks, and PreviousTagSize0.
+fn flv_header(info: StreamInfo) -> [u8; 13] {
+    let flags = match (info.has_audio, info.has_video) {
+        (false, false) => 0x05, // tracks not known yet: announce both, as livego always does
+        (audio, video) => (u8::from(audio) << 2) | u8::from(video),
+    };
+    [b'F', b'L', b'V', 1, flags, 0, 0, 0, 9, 0, 0, 0, 0]
+}
+
+/// One HTTP-FLV viewer attached to the hub.
+struct Viewer {
+    st: Rc<ShardState>,
+    io: Conn,
+    key: StreamKey,
+    queue: Rc<std::cell::RefCell<PlayerQueue>>,
+    waiting_since: Cell<Option<Instant>>,
+}
+
+impl Viewer {
+    fn new(st: Rc<ShardState>, io: Conn, key: StreamKey) -> Self {
+        let queue = PlayerQueue::new(st.cfg.player_queue_bytes, st.cfg.player_max_skips);
+        Viewer {
+            st,
+            io,
+            key,
+            queue: Rc::new(std::cell::RefCell::new(queue)),
+            waiting_since: Cell::new(None),
+        }
+    }
+
+    async fn run(self, info: StreamInfo) -> Result<(), String> {
+        let mut head = Vec::new();
+        flv_response().write_stream_head(&mut head);
+        head.extend_from_slice(&flv_header(info));
+        self.queue.borrow_mut().push_raw(head.into());
+        let player = self
+            .st
+            .hub
+            .borrow_mut()
+            .add_player(&self.key, self.queue.clone());
+        info!(shard = self.st.id, stream = %self.key, "play started");
+        let outcome = future::or(
+            future::or(self.write_loop(), self.read_loop()),
+            self.watchdog(),
+        )
+        .await;
+        self.st.hub.borrow_mut().remove_player(&self.key, player);
+        let dropped = self.queue.borrow().dropped();
+        info!(shard = self.st.id, stream = %self.key, dropped, "play ended");
+        outcome
+    }
+
+    async fn write_loop(&self) -> Result<(), String> {
+        let mut items = Vec::new();
+        let mut buf = Vec::new();
+        loop {
+            poll_fn(|cx| self.queue.borrow_mut().poll_drain(cx, &mut items)).await;
+            if let Some(reason) = self.queue.borrow().closed() {
+                return Err(format!("viewer closed: {reason:?} (cannot keep up)"));
+            }
+            for item in items.drain(..) {
+                match item {
+                    Item::Raw(b) => buf.extend_from_slice(&b),
+                    Item::Frame(f) => buf.extend_from_slice(&f.flv_tag()),
+                    Item::Event(StreamEvent::Published) => self.waiting_since.set(None),
+                    Item::Event(StreamEvent::Unpublished) => {
+                        self.waiting_since.set(Some(Instant::now()))
+                    }
+                }
+            }
+            self.io
+                .write_all(&buf)
+                .await
+                .map_err(|e| format!("write: {e}"))?;
+            buf.clear();
+        }
+    }
+
+    /// The viewer sends nothing after its request; EOF or an error means it left.
+    async fn read_loop(&self) -> Result<(), String> {
+        let mut scratch = [0u8; 1024];
+        loop {
+            match self.io.read(&mut scratch).await {
+                Ok(0) => return Ok(()),
+                Ok(_) => {}
+                Err(e) => return Err(format!("read: {e}")),
+            }
+        }
+    }
+
+    async fn watchdog(&self) -> Result<(), String> {
+        let wait = Duration::from_secs(self.st.cfg.play_wait_timeout);
+        loop {
+            glommio::timer::sleep(TICK).await;
+            if let Some(reason) = self.queue.borrow().closed() {
+                return Err(format!("viewer closed: {reason:?} (cannot keep up)"));
+            }
+            if self.waiting_since.get().is_some_and(|t| t.elapsed() > wait) {
+                return Err(format!(
+                    "no publisher for {} s (play_wait_timeout)",
+                    self.st.cfg.play_wait_timeout
+                ));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_flags_follow_the_tracks() {
+        let h = |a, v| {
+            flv_header(StreamInfo {
+                has_audio: a,
+                has_video: v,
+            })[4]
+        };
+        assert_eq!(h(true, true), 0x05);
+        assert_eq!(h(true, false), 0x04);
+        assert_eq!(h(false, true), 0x01);
+        assert_eq!(h(false, false), 0x05);
+        assert_eq!(&flv_header(StreamInfo::default())[..4], b"FLV\x01");
+    }
+}
