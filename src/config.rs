@@ -126,6 +126,16 @@ const KEYS: &[(&str, &str)] = &[
         "hls_keep_after_end",
         "Keep HLS playlists after the publisher ends",
     ),
+    ("hls_fragment", "Target HLS segment duration, in seconds"),
+    ("hls_window", "Segments listed in an HLS playlist"),
+    (
+        "hls_grace",
+        "Segments still served after they leave the playlist",
+    ),
+    (
+        "hls_linger",
+        "Seconds an ended stream's HLS waits for a republish",
+    ),
     ("enable_rtmps", "Serve RTMPS instead of RTMP on rtmp_addr"),
     ("rtmps_cert", "RTMPS certificate file (PEM)"),
     ("rtmps_key", "RTMPS private key file (PEM)"),
@@ -187,6 +197,14 @@ pub struct Config {
     pub play_wait_timeout: u64,
     /// Keep HLS playlists after the publisher ends.
     pub hls_keep_after_end: bool,
+    /// Target segment duration in seconds (cuts happen at the first keyframe after it).
+    pub hls_fragment: u64,
+    /// Segments listed in a playlist.
+    pub hls_window: usize,
+    /// Segments that stay fetchable after leaving the playlist.
+    pub hls_grace: usize,
+    /// Seconds an ended stream's playlist stays (without ENDLIST) waiting for a republish.
+    pub hls_linger: u64,
     /// Publishers use the room name instead of the channel key.
     pub rtmp_noauth: bool,
     /// Chunk size we send after connect (128..=65536).
@@ -867,6 +885,10 @@ fn check_ranges(c: &Config, origins: &Origins) -> Result<(), ConfigError> {
         ("rtmp_chunk_size", c.rtmp_chunk_size.into(), 128, 65536),
         ("max_message_size", max_message, 1, 0xFF_FFFF),
         ("max_chunk_size", c.max_chunk_size.into(), 128, 0x7FFF_FFFF),
+        ("hls_fragment", c.hls_fragment, 1, 60),
+        ("hls_window", c.hls_window as u64, 1, 100),
+        ("hls_grace", c.hls_grace as u64, 0, 100),
+        ("hls_linger", c.hls_linger, 1, MAX_TIMEOUT_SECS),
         (
             "max_pending_bytes",
             c.max_pending_bytes as u64,

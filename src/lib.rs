@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod config;
+pub mod hls;
 pub mod http;
 pub mod hub;
 pub mod keys;

@@ -91,6 +91,16 @@ impl Outbox for shards::Mesh<HubMsg> {
     }
 }
 
+/// Something the home shard of a stream feeds (the HLS segmenter; later the recorder): it sees
+/// each publisher start and end and every frame in order, with rebased timestamps.
+pub trait HomeSink {
+    fn on_publish(&mut self, key: &str);
+    fn on_frame(&mut self, key: &str, frame: &Frame);
+    fn on_unpublish(&mut self, key: &str);
+    /// Called about once a second for housekeeping.
+    fn tick(&mut self, now: std::time::Instant);
+}
+
 /// Sizes and counts the hub works with.
 #[derive(Debug, Clone)]
 pub struct HubConfig {
@@ -141,6 +151,7 @@ pub struct Hub {
     cfg: HubConfig,
     outbox: Rc<dyn Outbox>,
     directory: Arc<Directory>,
+    sinks: Vec<Box<dyn HomeSink>>,
     streams: AHashMap<StreamKey, Stream>,
     publishers: AHashMap<u64, Rc<PublisherCtl>>,
     /// Messages this shard sent to itself, handled before the current call returns.
@@ -162,10 +173,24 @@ impl Hub {
             cfg,
             outbox,
             directory,
+            sinks: Vec::new(),
             streams: AHashMap::new(),
             publishers: AHashMap::new(),
             local: VecDeque::new(),
             next_player: 1,
+        }
+    }
+
+    /// Feed `sink` the streams this shard is home of.
+    pub fn add_sink(&mut self, sink: Box<dyn HomeSink>) {
+        self.sinks.push(sink);
+    }
+
+    /// Housekeeping for the sinks (call about once a second).
+    pub fn tick(&mut self) {
+        let now = std::time::Instant::now();
+        for sink in &mut self.sinks {
+            sink.tick(now);
         }
     }
 
@@ -403,6 +428,9 @@ impl Hub {
         for (_, q) in &stream.players {
             q.borrow_mut().push_event(StreamEvent::Published);
         }
+        for sink in &mut self.sinks {
+            sink.on_publish(&key);
+        }
         if let Some(old) = previous.filter(|old| *old != publisher) {
             tracing::info!(stream = %key, old_shard = old.shard, old_conn = old.conn, "publisher replaced");
             self.send(old.shard, HubMsg::Kick { conn: old.conn });
@@ -437,6 +465,9 @@ impl Hub {
         let subscribers: Vec<usize> = home.subscribers.iter().map(|s| s.shard).collect();
         for (_, q) in &stream.players {
             q.borrow_mut().push_event(StreamEvent::Unpublished);
+        }
+        for sink in &mut self.sinks {
+            sink.on_unpublish(key);
         }
         for shard in subscribers {
             self.send(
@@ -478,6 +509,9 @@ impl Hub {
         }
         if frame.kind == MediaKind::Audio && !frame.header && !stream.cache.has_video() {
             frame.keyframe = true; // audio-only stream: any frame is a start point
+        }
+        for sink in &mut self.sinks {
+            sink.on_frame(key, &frame);
         }
         let local = Rc::new(LocalFrame::new(frame));
         stream.cache.push(&local);

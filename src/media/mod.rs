@@ -5,7 +5,13 @@
 //! keyframe), and is a data message the stream's metadata. Legacy FLV tags and Enhanced RTMP
 //! (veovera E-RTMP v1/v2 `ExVideoTagHeader` / `ExAudioTagHeader`) are both recognised.
 
+pub mod aac;
+pub mod avc;
 pub mod flv;
+pub mod mpa;
+pub mod ts;
+
+pub use avc::MediaError;
 
 use bytes::Bytes;
 

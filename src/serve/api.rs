@@ -18,7 +18,11 @@ pub(crate) async fn serve(st: Rc<ShardState>, stream: TcpStream, peer: SocketAdd
     async move {
         let io = Conn::new(stream);
         io.set_write_timeout(Some(Duration::from_secs(st.cfg.write_timeout)));
-        if let Err(why) = serve_requests(&st, &io).await {
+        let handler = |req: Request| {
+            let st = st.clone();
+            async move { respond(&st, &req).await }
+        };
+        if let Err(why) = serve_requests(&st, &io, handler).await {
             debug!(reason = %why, "closing");
         }
         io.shutdown().await;
@@ -27,7 +31,17 @@ pub(crate) async fn serve(st: Rc<ShardState>, stream: TcpStream, peer: SocketAdd
     .await
 }
 
-async fn serve_requests(st: &ShardState, io: &Conn) -> Result<(), String> {
+/// Answer the requests of one keep-alive connection with `handler`, in order (pipelining
+/// safe). A response body is written as its own `Bytes`, never copied per request.
+pub(super) async fn serve_requests<H, F>(
+    st: &ShardState,
+    io: &Conn,
+    handler: H,
+) -> Result<(), String>
+where
+    H: Fn(Request) -> F,
+    F: std::future::Future<Output = Response>,
+{
     let limits = Limits {
         max_header_bytes: st.cfg.http_max_header_bytes,
         max_body_bytes: st.cfg.http_max_body_bytes,
@@ -47,11 +61,16 @@ async fn serve_requests(st: &ShardState, io: &Conn) -> Result<(), String> {
         };
         buf.drain(..used);
         let keep_alive = req.keep_alive();
-        let resp = respond(st, &req).await;
-        debug!(method = %req.method, path = %req.path, status = resp.status, "request");
+        let head_only = req.method == "HEAD";
+        let (method, path) = (req.method.clone(), req.path.clone());
+        let resp = handler(req).await;
+        debug!(%method, %path, status = resp.status, "request");
         out.clear();
-        resp.write_to(&mut out, req.method == "HEAD", keep_alive);
+        resp.write_to(&mut out, true, keep_alive);
         io.write_all(&out).await.map_err(|e| e.to_string())?;
+        if !head_only {
+            io.write_all(&resp.body).await.map_err(|e| e.to_string())?;
+        }
         if !keep_alive {
             return Ok(());
         }

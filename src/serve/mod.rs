@@ -5,11 +5,13 @@
 //! cross-shard mesh into it and accepts connections until shutdown.
 
 mod api;
+mod hls;
 mod httpflv;
 mod io;
 mod rtmp;
 
 use crate::config::{parse_listen_addr, Config};
+use crate::hls::{HlsConfig, HlsSettings, HlsSink, HlsStore};
 use crate::hub::{Directory, Hub, HubConfig, HubMsg, SharedHub};
 use crate::keys::{KeyStore, MemoryKeyStore};
 use futures_lite::future;
@@ -28,6 +30,7 @@ pub(crate) struct ShardState {
     pub hub: SharedHub,
     pub keys: Arc<dyn KeyStore>,
     pub directory: Arc<Directory>,
+    pub hls: Arc<HlsStore>,
     next_conn: Cell<u64>,
 }
 
@@ -45,6 +48,7 @@ impl ShardState {
 struct Listeners {
     rtmp: SocketAddr,
     httpflv: Option<SocketAddr>,
+    hls: Option<SocketAddr>,
     api: Option<SocketAddr>,
 }
 
@@ -54,6 +58,7 @@ struct Shared {
     cfg: Arc<Config>,
     keys: Arc<dyn KeyStore>,
     directory: Arc<Directory>,
+    hls: Arc<HlsStore>,
 }
 
 /// Run the server until SIGINT/SIGTERM.
@@ -69,6 +74,7 @@ pub fn run(cfg: Config) -> std::io::Result<()> {
         cfg: Arc::new(cfg),
         keys: Arc::new(MemoryKeyStore::new()),
         directory: Arc::new(Directory::new()),
+        hls: Arc::new(HlsStore::new()),
     };
     shards::run::<HubMsg, _, _>(options, move |ctx| {
         let shared = shared.clone();
@@ -85,6 +91,7 @@ fn reserve_listeners(cfg: &Config) -> std::io::Result<(Listeners, Vec<shards::Re
     // A listener starts when its address is set and at least one app uses it.
     let wanted = |on: bool, a: &str| if on { addr(a) } else { Ok(None) };
     let httpflv = wanted(cfg.server.iter().any(|a| a.flv), &cfg.httpflv_addr)?;
+    let hls = wanted(cfg.server.iter().any(|a| a.hls), &cfg.hls_addr)?;
     let api = wanted(cfg.server.iter().any(|a| a.api), &cfg.api_addr)?;
     let mut held = Vec::new();
     let mut reserve = |a: SocketAddr| -> std::io::Result<SocketAddr> {
@@ -97,6 +104,7 @@ fn reserve_listeners(cfg: &Config) -> std::io::Result<(Listeners, Vec<shards::Re
     let listeners = Listeners {
         rtmp: reserve(rtmp)?,
         httpflv: httpflv.map(&mut reserve).transpose()?,
+        hls: hls.map(&mut reserve).transpose()?,
         api: api.map(&mut reserve).transpose()?,
     };
     Ok((listeners, held))
@@ -115,6 +123,10 @@ async fn shard_main(ctx: shards::ShardContext<HubMsg>, shared: Shared, listeners
         mesh.clone(),
         shared.directory.clone(),
     )));
+    hub.borrow_mut().add_sink(Box::new(HlsSink::new(
+        hls_settings(&shared.cfg),
+        shared.hls.clone(),
+    )));
     let hub_in = hub.clone();
     mesh.spawn_receivers(move |from, msg| hub_in.borrow_mut().on_message(from, msg));
     let st = Rc::new(ShardState {
@@ -123,12 +135,15 @@ async fn shard_main(ctx: shards::ShardContext<HubMsg>, shared: Shared, listeners
         hub,
         keys: shared.keys,
         directory: shared.directory,
+        hls: shared.hls,
         next_conn: Cell::new(0),
     });
+    let ticker = spawn_ticker(st.hub.clone());
     let mut tasks = Vec::new();
     let wanted = [
         ("rtmp", Some(listeners.rtmp)),
         ("httpflv", listeners.httpflv),
+        ("hls", listeners.hls),
         ("api", listeners.api),
     ];
     for (proto, addr) in wanted {
@@ -150,6 +165,7 @@ async fn shard_main(ctx: shards::ShardContext<HubMsg>, shared: Shared, listeners
     ctx.shutdown.wait().await;
     // Stop accepting; returning ends the executor, which drops (closes) every connection.
     drop(tasks);
+    drop(ticker);
     info!(shard = ctx.id, "shard stopping");
 }
 
@@ -157,8 +173,37 @@ fn start_listener(proto: &'static str, l: TcpListener, st: Rc<ShardState>) -> gl
     match proto {
         "rtmp" => spawn_accept(l, st, proto, rtmp::serve),
         "httpflv" => spawn_accept(l, st, proto, httpflv::serve),
+        "hls" => spawn_accept(l, st, proto, hls::serve),
         _ => spawn_accept(l, st, proto, api::serve),
     }
+}
+
+fn hls_settings(cfg: &Config) -> HlsSettings {
+    HlsSettings {
+        segmenter: HlsConfig {
+            fragment_ms: cfg.hls_fragment * 1000,
+            window: cfg.hls_window,
+            grace: cfg.hls_grace,
+        },
+        apps: cfg
+            .server
+            .iter()
+            .filter(|a| a.hls)
+            .map(|a| a.appname.clone())
+            .collect(),
+        keep_after_end: cfg.hls_keep_after_end,
+        linger: Duration::from_secs(cfg.hls_linger),
+    }
+}
+
+/// Once a second, let the hub's sinks do their housekeeping (expire ended HLS streams).
+fn spawn_ticker(hub: SharedHub) -> glommio::Task<()> {
+    glommio::spawn_local(async move {
+        loop {
+            glommio::timer::sleep(Duration::from_secs(1)).await;
+            hub.borrow_mut().tick();
+        }
+    })
 }
 
 /// Accept connections forever, each in its own task, at most `max_connections` at a time.

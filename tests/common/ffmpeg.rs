@@ -48,13 +48,40 @@ pub fn require_ffmpeg() {
     );
 }
 
+/// The kinds of test recording: all 12 s, video 320x240 30 fps H.264 with a keyframe every
+/// 30 frames, audio 44.1 kHz.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Variant {
+    /// H.264 + AAC (the walkthrough's stream).
+    H264Aac,
+    /// AAC only, no video.
+    AacOnly,
+    /// H.264 + MP3.
+    H264Mp3,
+}
+
+impl Variant {
+    fn file_name(self) -> &'static str {
+        match self {
+            Variant::H264Aac => MEDIA_NAME,
+            Variant::AacOnly => "aac-only-12s.flv",
+            Variant::H264Mp3 => "h264-mp3-12s.flv",
+        }
+    }
+}
+
 /// The shared 12 s test recording (H.264 320x240 30 fps, keyframe every 30 frames, AAC
-/// 44.1 kHz): [`FRAMES`] video frames. Encoded once per `target/`: the first process to take
+/// 44.1 kHz): [`FRAMES`] video frames.
+pub fn test_media() -> PathBuf {
+    test_media_variant(Variant::H264Aac)
+}
+
+/// A test recording of the given kind. Encoded once per `target/`: the first process to take
 /// `test-media/<name>.lock` encodes to a temporary name and renames it into place; others
 /// wait for the file.
-pub fn test_media() -> PathBuf {
-    static MEDIA: OnceLock<PathBuf> = OnceLock::new();
-    MEDIA
+pub fn test_media_variant(variant: Variant) -> PathBuf {
+    static MEDIA: [OnceLock<PathBuf>; 3] = [OnceLock::new(), OnceLock::new(), OnceLock::new()];
+    MEDIA[variant as usize]
         .get_or_init(|| {
             require_ffmpeg();
             let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
@@ -62,12 +89,12 @@ pub fn test_media() -> PathBuf {
                 .map_or_else(|| PathBuf::from("target"), Path::to_path_buf)
                 .join("test-media");
             fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
-            let path = dir.join(MEDIA_NAME);
-            let lock = dir.join(format!("{MEDIA_NAME}.lock"));
+            let path = dir.join(variant.file_name());
+            let lock = dir.join(format!("{}.lock", variant.file_name()));
             let deadline = Instant::now() + ENCODE_WAIT;
             while !path.exists() {
                 if take_lock(&lock) {
-                    let result = encode_test_media(&path);
+                    let result = encode_test_media(&path, variant);
                     let _ = fs::remove_file(&lock);
                     result.unwrap_or_else(|e| panic!("encoding {}: {e}", path.display()));
                 } else {
@@ -101,52 +128,37 @@ fn take_lock(lock: &Path) -> bool {
 }
 
 /// Encodes the test recording to a temporary file, then renames it to `path`.
-fn encode_test_media(path: &Path) -> Result<(), String> {
+fn encode_test_media(path: &Path, variant: Variant) -> Result<(), String> {
     let tmp = path.with_extension(format!("{}.tmp", std::process::id()));
     let (w, h) = SIZE;
     let video = format!("testsrc2=size={w}x{h}:rate={FPS}");
     let audio = format!("sine=frequency=440:sample_rate={AUDIO_RATE}");
     let duration = DURATION_SECS.to_string();
     let gop = GOP.to_string();
-    let output = run(Command::new("ffmpeg")
-        .args([
-            "-hide_banner",
-            "-loglevel",
-            "error",
-            "-nostdin",
-            "-y",
-            "-f",
-            "lavfi",
-            "-i",
-            &video,
-            "-f",
-            "lavfi",
-            "-i",
-            &audio,
-            "-t",
-            &duration,
+    let mut cmd = Command::new("ffmpeg");
+    cmd.args(["-hide_banner", "-loglevel", "error", "-nostdin", "-y"]);
+    if variant != Variant::AacOnly {
+        cmd.args(["-f", "lavfi", "-i", &video]);
+    }
+    cmd.args(["-f", "lavfi", "-i", &audio, "-t", &duration]);
+    if variant != Variant::AacOnly {
+        // -sc_threshold 0: no scene-cut keyframes, so every GOP is exactly GOP frames.
+        cmd.args([
             "-c:v",
             "libx264",
             "-preset",
             "ultrafast",
             "-tune",
             "zerolatency",
-            // -sc_threshold 0: no scene-cut keyframes, so every GOP is exactly GOP frames.
-            "-g",
-            &gop,
-            "-sc_threshold",
-            "0",
-            "-pix_fmt",
-            "yuv420p",
-            "-c:a",
-            "aac",
-            "-b:a",
-            "64k",
-            "-shortest",
-            "-f",
-            "flv",
-        ])
-        .arg(&tmp))?;
+        ]);
+        cmd.args(["-g", &gop, "-sc_threshold", "0", "-pix_fmt", "yuv420p"]);
+    }
+    match variant {
+        Variant::H264Mp3 => cmd.args(["-c:a", "libmp3lame", "-b:a", "96k"]),
+        _ => cmd.args(["-c:a", "aac", "-b:a", "64k"]),
+    };
+    cmd.args(["-shortest", "-f", "flv"]);
+    let output = run(cmd.arg(&tmp))?;
     if !output.status.success() {
         let _ = fs::remove_file(&tmp);
         return Err(format!(
@@ -185,6 +197,22 @@ pub fn push(url: &str, file: &Path, realtime: bool) -> Child {
         cmd.arg("-re");
     }
     cmd.arg("-i").arg(file);
+    cmd.args(["-c", "copy", "-f", "flv", url]);
+    spawn(&mut cmd)
+}
+
+/// Starts `ffmpeg -re -stream_loop -1 -i file -c copy -f flv url`: a live stream that runs
+/// until the child is killed (ffmpeg keeps the timestamps increasing across loops).
+pub fn push_looped(url: &str, file: &Path) -> Child {
+    let mut cmd = Command::new("ffmpeg");
+    cmd.args([
+        "-hide_banner",
+        "-loglevel",
+        "warning",
+        "-nostats",
+        "-nostdin",
+    ]);
+    cmd.args(["-re", "-stream_loop", "-1", "-i"]).arg(file);
     cmd.args(["-c", "copy", "-f", "flv", url]);
     spawn(&mut cmd)
 }

@@ -12,8 +12,8 @@ pub mod server;
 pub mod synth;
 
 pub use ffmpeg::{
-    count_video_frames, ffmpeg_available, ffprobe_streams, push, record, require_ffmpeg,
-    test_media, DURATION_SECS, FPS, FRAMES, GOP,
+    count_video_frames, ffmpeg_available, ffprobe_streams, push, push_looped, record,
+    require_ffmpeg, test_media, test_media_variant, Variant, DURATION_SECS, FPS, FRAMES, GOP,
 };
 pub use flv::{parse_flv, read_flv_tags, FlvTag};
 pub use http::{api_json, header, http_get, http_open, key_of, read_until_closed, HttpResponse};

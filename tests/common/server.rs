@@ -12,8 +12,7 @@ use std::time::{Duration, Instant};
 
 /// Listeners the harness knows, by the `proto=` name of their `listening` line; the flag is
 /// `--<proto>_addr`.
-// HLS joins this list when the server serves it.
-pub const PROTOCOLS: [&str; 3] = ["rtmp", "httpflv", "api"];
+pub const PROTOCOLS: [&str; 4] = ["rtmp", "httpflv", "hls", "api"];
 /// How long the server may take to print every `listening` line.
 pub const START_TIMEOUT: Duration = Duration::from_secs(20);
 /// Environment variables passed through to the server.

@@ -1,0 +1,169 @@
+//! The HLS listener: livego's URLs `/{app}/{room}.m3u8` and `/{app}/{room}/{seq}.ts`, plus
+//! `crossdomain.xml`, served from the process-wide [`crate::hls::HlsStore`] on any shard.
+//! Segment bytes go out as the stored `Bytes` (no copy per request).
+
+use super::api::serve_requests;
+use super::io::Conn;
+use super::ShardState;
+use crate::http::{self, Request, Response};
+use crate::keys;
+use glommio::net::TcpStream;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+use tracing::{debug, Instrument};
+
+/// How often a playlist request re-checks for the stream's first segment.
+const FIRST_SEGMENT_POLL: Duration = Duration::from_millis(100);
+
+const CROSSDOMAIN: &str = "<?xml version=\"1.0\" ?>\n<cross-domain-policy>\n\t\
+<allow-access-from domain=\"*\" />\n\t<allow-http-request-headers-from domain=\"*\" headers=\"*\"/>\n\
+</cross-domain-policy>\n";
+
+/// Serve one HLS connection (keep-alive, like the API).
+pub(crate) async fn serve(st: Rc<ShardState>, stream: TcpStream, peer: SocketAddr) {
+    let conn_id = st.next_conn_id();
+    let span = tracing::debug_span!("hls", shard = st.id, conn = conn_id, %peer);
+    async move {
+        let io = Conn::new(stream);
+        io.set_write_timeout(Some(Duration::from_secs(st.cfg.write_timeout)));
+        let handler = |req: Request| {
+            let st = st.clone();
+            async move { respond(&st, &req).await }
+        };
+        if let Err(why) = serve_requests(&st, &io, handler).await {
+            debug!(reason = %why, "closing");
+        }
+        io.shutdown().await;
+    }
+    .instrument(span)
+    .await
+}
+
+/// What an HLS path names.
+#[derive(Debug, PartialEq, Eq)]
+enum Target<'a> {
+    Playlist {
+        app: &'a str,
+        room: &'a str,
+    },
+    Segment {
+        app: &'a str,
+        room: &'a str,
+        seq: u64,
+    },
+    CrossDomain,
+}
+
+/// `/{app}/{room}.m3u8`, `/{app}/{room}/{seq}.ts`, or any `.../crossdomain.xml`.
+fn parse_target(path: &str) -> Option<Target<'_>> {
+    let p = path.strip_prefix('/')?;
+    if p.rsplit('/').next() == Some("crossdomain.xml") {
+        return Some(Target::CrossDomain);
+    }
+    if let Some(stem) = p.strip_suffix(".m3u8") {
+        let (app, room) = stem.split_once('/')?;
+        return (!room.contains('/')).then_some(Target::Playlist { app, room });
+    }
+    let stem = p.strip_suffix(".ts")?;
+    let mut parts = stem.split('/');
+    let (app, room, seq) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() {
+        return None;
+    }
+    let seq = seq.parse().ok()?;
+    Some(Target::Segment { app, room, seq })
+}
+
+async fn respond(st: &ShardState, req: &Request) -> Response {
+    if req.method == "OPTIONS" {
+        return http::preflight(req);
+    }
+    if req.method != "GET" && req.method != "HEAD" {
+        return Response::text(405, "use GET or HEAD\n").header("Allow", "GET, HEAD, OPTIONS");
+    }
+    let path = match req.decoded_path() {
+        Ok(p) => p,
+        Err(e) => return e.to_response(),
+    };
+    let not_found = |why: &str| Response::text(404, format!("{why}\n"));
+    let Some(target) = parse_target(&path) else {
+        return not_found("not found: use /{app}/{room}.m3u8");
+    };
+    let (app, room) = match target {
+        Target::CrossDomain => {
+            return Response::new(200)
+                .header("Content-Type", "application/xml")
+                .with_body(CROSSDOMAIN)
+        }
+        Target::Playlist { app, room } | Target::Segment { app, room, .. } => (app, room),
+    };
+    if !st.cfg.app(app).is_some_and(|a| a.hls) || keys::validate_room(room).is_err() {
+        return not_found("no such stream");
+    }
+    let key = format!("{app}/{room}");
+    match target {
+        Target::Segment { seq, .. } => match st.hls.get(&key).and_then(|v| v.segment(seq)) {
+            Some(data) => Response::new(200)
+                .header("Content-Type", "video/mp2t")
+                // A segment never changes once listed.
+                .header("Cache-Control", "public, max-age=3600, immutable")
+                .with_body(data),
+            None => not_found("no such segment"),
+        },
+        _ => playlist(st, &key).await,
+    }
+}
+
+/// The playlist of `key`; a live stream whose first segment is still being cut is waited for
+/// (up to two fragments) instead of answering a playlist with nothing to play.
+async fn playlist(st: &ShardState, key: &str) -> Response {
+    let deadline = Instant::now() + Duration::from_secs(st.cfg.hls_fragment * 2 + 1);
+    loop {
+        let view = st.hls.get(key);
+        match view {
+            Some(v) if v.has_segments() || Instant::now() >= deadline => {
+                return Response::new(200)
+                    .header("Content-Type", "application/vnd.apple.mpegurl")
+                    .header("Cache-Control", "no-cache")
+                    .with_body(v.playlist.clone());
+            }
+            None => return Response::text(404, "stream not found\n"),
+            Some(_) => glommio::timer::sleep(FIRST_SEGMENT_POLL).await,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets() {
+        assert_eq!(
+            parse_target("/live/movie.m3u8"),
+            Some(Target::Playlist {
+                app: "live",
+                room: "movie"
+            })
+        );
+        assert_eq!(
+            parse_target("/live/movie/12.ts"),
+            Some(Target::Segment {
+                app: "live",
+                room: "movie",
+                seq: 12
+            })
+        );
+        assert_eq!(parse_target("/crossdomain.xml"), Some(Target::CrossDomain));
+        assert_eq!(
+            parse_target("/live/crossdomain.xml"),
+            Some(Target::CrossDomain)
+        );
+        assert_eq!(parse_target("/live/a/b.m3u8"), None);
+        assert_eq!(parse_target("/live/movie/x.ts"), None);
+        assert_eq!(parse_target("/live/movie/1/2.ts"), None);
+        assert_eq!(parse_target("/live.m3u8"), None);
+        assert_eq!(parse_target("live/movie.m3u8"), None);
+    }
+}
