@@ -144,6 +144,8 @@ const KEYS: &[(&str, &str)] = &[
         "Verify certificates of outgoing rtmps:// relays",
     ),
     ("use_hls_https", "Serve HLS over HTTPS"),
+    ("hls_cert", "HLS HTTPS certificate chain file (PEM)"),
+    ("hls_key", "HLS HTTPS private key file (PEM)"),
     (
         "jwt.secret",
         "API JWT secret; empty = API without authentication",
@@ -247,6 +249,10 @@ pub struct Config {
     pub enable_tls_verify: bool,
     /// Serve HLS over HTTPS.
     pub use_hls_https: bool,
+    /// Certificate chain (PEM) for HLS over HTTPS (livego hard-coded `server.crt`).
+    pub hls_cert: String,
+    /// Private key (PEM) for HLS over HTTPS (livego hard-coded `server.key`).
+    pub hls_key: String,
     /// API authentication (`[jwt]`).
     pub jwt: Jwt,
     /// Applications (livego's `server` list).
@@ -929,6 +935,16 @@ fn check_files(c: &Config, origins: &Origins) -> Result<(), ConfigError> {
             "rtmps_key",
             c.enable_rtmps && c.rtmps_key.is_empty(),
             "enable_rtmps",
+        ),
+        (
+            "hls_cert",
+            c.use_hls_https && c.hls_cert.is_empty(),
+            "use_hls_https",
+        ),
+        (
+            "hls_key",
+            c.use_hls_https && c.hls_key.is_empty(),
+            "use_hls_https",
         ),
     ];
     match needed.iter().find(|(_, missing, _)| *missing) {

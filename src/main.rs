@@ -51,7 +51,6 @@ fn not_yet_served(cfg: &Config) -> Vec<&'static str> {
             "redis_addr (keys stay in memory)",
         ),
         (cfg.enable_rtmps, "enable_rtmps (RTMP stays plain)"),
-        (cfg.use_hls_https, "use_hls_https"),
         (cfg.flv_archive, "flv_archive (nothing is recorded)"),
         (
             cfg.server.iter().any(|a| !a.static_push.is_empty()),

@@ -240,3 +240,73 @@ fn hls_http_surface() {
         thread::sleep(Duration::from_millis(100));
     }
 }
+
+#[test]
+fn hls_over_https_with_the_configured_certificate() {
+    require_ffmpeg();
+    let dir = std::env::temp_dir().join(format!("shardcast-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let made = Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+        ])
+        .args(["-subj", "/CN=localhost", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("openssl is installed by scripts/setup");
+    assert!(made.success());
+    let (cert_s, key_s) = (cert.to_str().unwrap(), key.to_str().unwrap());
+
+    // A missing key stops start-up with a message naming the setting and the file.
+    let bad = Command::new(env!("CARGO_BIN_EXE_shardcast"))
+        .args([
+            "--rtmp_addr",
+            "127.0.0.1:0",
+            "--api_addr",
+            "",
+            "--httpflv_addr",
+            "",
+        ])
+        .args([
+            "--hls_addr",
+            "127.0.0.1:0",
+            "--use_hls_https",
+            "--hls_cert",
+            cert_s,
+        ])
+        .args(["--hls_key", "/nonexistent/key.pem"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        err.contains("use_hls_https") && err.contains("/nonexistent/key.pem"),
+        "{err}"
+    );
+
+    let args = ["--use_hls_https", "--hls_cert", cert_s, "--hls_key", key_s];
+    let server = Server::start("hls-tls", &args);
+    let stream_key = key_of(&server, "secure");
+    let mut pusher = push(
+        &server.rtmp_url(&format!("live/{stream_key}")),
+        &test_media(),
+        true,
+    );
+    assert!(server
+        .wait_for_line(|l| l.contains("publish started"), WAIT)
+        .is_some());
+    let url = format!("https://{}/live/secure.m3u8", server.hls_addr());
+    let mut codecs = ffprobe_streams(&url);
+    codecs.sort();
+    codecs.dedup();
+    assert_eq!(codecs, ["aac", "h264"], "{url}");
+    let _ = pusher.kill();
+    let _ = pusher.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,7 +1,7 @@
 //! The control API listener: HTTP/1.1 keep-alive connections on the sans-IO parser, routed
 //! to `crate::api`.
 
-use super::io::Conn;
+use super::io::{Conn, Io};
 use super::{within, ShardState};
 use crate::api::{self, ApiContext};
 use crate::http::{self, HttpError, Limits, Request, Response};
@@ -33,12 +33,13 @@ pub(crate) async fn serve(st: Rc<ShardState>, stream: TcpStream, peer: SocketAdd
 
 /// Answer the requests of one keep-alive connection with `handler`, in order (pipelining
 /// safe). A response body is written as its own `Bytes`, never copied per request.
-pub(super) async fn serve_requests<H, F>(
+pub(super) async fn serve_requests<S, H, F>(
     st: &ShardState,
-    io: &Conn,
+    io: &S,
     handler: H,
 ) -> Result<(), String>
 where
+    S: Io,
     H: Fn(Request) -> F,
     F: std::future::Future<Output = Response>,
 {
@@ -82,7 +83,7 @@ where
 /// byte (slowloris), an idle keep-alive connection lasts `http_keepalive_timeout`.
 pub(super) async fn read_request(
     st: &ShardState,
-    io: &Conn,
+    io: &impl Io,
     buf: &mut Vec<u8>,
     limits: &Limits,
 ) -> Result<Option<(Request, usize)>, HttpError> {

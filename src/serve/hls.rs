@@ -4,6 +4,7 @@
 
 use super::api::serve_requests;
 use super::io::Conn;
+use super::tls::TlsConn;
 use super::ShardState;
 use crate::http::{self, Request, Response};
 use crate::keys;
@@ -31,7 +32,18 @@ pub(crate) async fn serve(st: Rc<ShardState>, stream: TcpStream, peer: SocketAdd
             let st = st.clone();
             async move { respond(&st, &req).await }
         };
-        if let Err(why) = serve_requests(&st, &io, handler).await {
+        let outcome = match &st.hls_tls {
+            Some(config) => match TlsConn::new(io.clone(), config.clone()) {
+                Ok(tls) => {
+                    let r = serve_requests(&st, &tls, handler).await;
+                    tls.close().await;
+                    r
+                }
+                Err(e) => Err(format!("TLS: {e}")),
+            },
+            None => serve_requests(&st, &io, handler).await,
+        };
+        if let Err(why) = outcome {
             debug!(reason = %why, "closing");
         }
         io.shutdown().await;

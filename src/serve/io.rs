@@ -62,3 +62,19 @@ impl Conn {
         let _ = poll_fn(|cx| Pin::new(&mut *self.stream.borrow_mut()).poll_close(cx)).await;
     }
 }
+
+/// A byte stream a request loop can run on: a plain [`Conn`] or TLS over one.
+pub(crate) trait Io {
+    async fn read(&self, buf: &mut [u8]) -> io::Result<usize>;
+    async fn write_all(&self, buf: &[u8]) -> io::Result<()>;
+}
+
+impl Io for Conn {
+    async fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        Conn::read(self, buf).await
+    }
+
+    async fn write_all(&self, buf: &[u8]) -> io::Result<()> {
+        Conn::write_all(self, buf).await
+    }
+}

@@ -9,6 +9,7 @@ mod hls;
 mod httpflv;
 mod io;
 mod rtmp;
+mod tls;
 
 use crate::config::{parse_listen_addr, Config};
 use crate::hls::{HlsConfig, HlsSettings, HlsSink, HlsStore};
@@ -31,6 +32,8 @@ pub(crate) struct ShardState {
     pub keys: Arc<dyn KeyStore>,
     pub directory: Arc<Directory>,
     pub hls: Arc<HlsStore>,
+    /// TLS for the HLS listener (`use_hls_https`).
+    pub hls_tls: Option<Arc<rustls::ServerConfig>>,
     next_conn: Cell<u64>,
 }
 
@@ -59,6 +62,7 @@ struct Shared {
     keys: Arc<dyn KeyStore>,
     directory: Arc<Directory>,
     hls: Arc<HlsStore>,
+    hls_tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 /// Run the server until SIGINT/SIGTERM.
@@ -70,11 +74,19 @@ pub fn run(cfg: Config) -> std::io::Result<()> {
         pin: cfg.pin_shards,
         mesh_capacity: cfg.mesh_capacity,
     };
+    let hls_tls = match cfg.use_hls_https {
+        true => Some(
+            tls::server_config(&cfg.hls_cert, &cfg.hls_key)
+                .map_err(|e| std::io::Error::other(format!("use_hls_https: {e}")))?,
+        ),
+        false => None,
+    };
     let shared = Shared {
         cfg: Arc::new(cfg),
         keys: Arc::new(MemoryKeyStore::new()),
         directory: Arc::new(Directory::new()),
         hls: Arc::new(HlsStore::new()),
+        hls_tls,
     };
     shards::run::<HubMsg, _, _>(options, move |ctx| {
         let shared = shared.clone();
@@ -136,6 +148,7 @@ async fn shard_main(ctx: shards::ShardContext<HubMsg>, shared: Shared, listeners
         keys: shared.keys,
         directory: shared.directory,
         hls: shared.hls,
+        hls_tls: shared.hls_tls,
         next_conn: Cell::new(0),
     });
     let ticker = spawn_ticker(st.hub.clone());
