@@ -266,7 +266,7 @@ fn the_flv_switch_is_per_app() {
     let file = dir.join("apps.toml");
     std::fs::write(
         &file,
-        "[[server]]\nappname = \"live\"\nlive = true\nflv = true\napi = true\n\n\
+        "[[server]]\nappname = \"live\"\nlive = true\nflv = true\nhls = true\napi = true\n\n\
          [[server]]\nappname = \"private\"\nlive = true\nflv = false\n",
     )
     .unwrap();

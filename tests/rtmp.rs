@@ -363,7 +363,7 @@ fn every_configured_app_counts_and_disabled_apps_are_refused() {
     let file = server_dir.join("apps.toml");
     std::fs::write(
         &file,
-        "[[server]]\nappname = \"live\"\nlive = true\napi = true\n\n\
+        "[[server]]\nappname = \"live\"\nlive = true\nflv = true\nhls = true\napi = true\n\n\
          [[server]]\nappname = \"studio\"\nlive = true\n\n\
          [[server]]\nappname = \"off\"\nlive = false\n",
     )

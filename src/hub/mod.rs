@@ -261,6 +261,11 @@ impl Hub {
         };
         self.publishers
             .insert(conn, Rc::new(PublisherCtl::default()));
+        // Listed as live at once, not when the home gets to it: a viewer asking right after
+        // Publish.Start must not get a 404. The home refines the tracks and removes the entry.
+        if self.directory.get(key).is_none() {
+            self.directory.set(key, StreamInfo::default());
+        }
         let home = self.home_of(key);
         self.send(
             home,

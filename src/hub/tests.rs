@@ -36,6 +36,7 @@ impl Outbox for TestOutbox {
 struct Cluster {
     net: Rc<Net>,
     hubs: Vec<Hub>,
+    directory: Arc<Directory>,
 }
 
 impl Cluster {
@@ -55,7 +56,11 @@ impl Cluster {
                 Hub::new(i, n, cfg, outbox, directory.clone())
             })
             .collect();
-        Cluster { net, hubs }
+        Cluster {
+            net,
+            hubs,
+            directory,
+        }
     }
 
     /// Deliver every message in flight (and what they cause) in FIFO order.
@@ -328,4 +333,22 @@ fn audio_only_streams_start_anywhere() {
         frames.iter().map(|f| f.1).collect::<Vec<_>>(),
         vec![92, 200]
     );
+}
+
+#[test]
+fn the_directory_lists_a_stream_from_publish_start_to_its_end() {
+    let mut c = Cluster::new(2, 1);
+    let key = key_homed_at(0, 2);
+    let p = c.hubs[1].start_publish(&key, 9);
+    // Listed before the home even heard of it.
+    assert_eq!(c.directory.get(&key), Some(StreamInfo::default()));
+    c.pump();
+    c.hubs[1].publish_frame(&key, p, video_header());
+    c.hubs[1].publish_frame(&key, p, audio(0));
+    c.pump();
+    let info = c.directory.get(&key).unwrap();
+    assert!(info.has_video && info.has_audio);
+    c.hubs[1].stop_publish(&key, p);
+    c.pump();
+    assert_eq!(c.directory.get(&key), None);
 }
