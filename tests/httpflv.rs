@@ -10,19 +10,6 @@ use std::time::{Duration, Instant};
 
 const WAIT: Duration = Duration::from_secs(15);
 
-/// Headers plus `frames` video frames (keyframe every 30, 33 ms apart) with audio between.
-fn publish_frames(p: &mut RtmpClient, first: u32, frames: u32, ts0: u32) {
-    p.send_metadata(ts0, &metadata()).unwrap();
-    p.send_video(ts0, &avc_sequence_header()).unwrap();
-    p.send_audio(ts0, &aac_sequence_header()).unwrap();
-    for i in 0..frames {
-        let ts = ts0 + i * 33;
-        p.send_video(ts, &avc_frame(i % 30 == 0, first + i))
-            .unwrap();
-        p.send_audio(ts + 10, &aac_frame(first + i)).unwrap();
-    }
-}
-
 /// One tag of an FLV body: type, timestamp, body.
 type Tag = (u8, u32, Vec<u8>);
 
@@ -73,17 +60,6 @@ fn assert_valid_start(tags: &[Tag]) {
         let ts: Vec<u32> = tags.iter().filter(|t| t.0 == kind).map(|t| t.1).collect();
         assert!(ts.windows(2).all(|w| w[1] >= w[0]), "type {kind}: {ts:?}");
     }
-}
-
-fn shard_of(line: &str) -> usize {
-    line.split_whitespace()
-        .find_map(|w| w.strip_prefix("shard="))
-        .and_then(|v| {
-            v.trim_end_matches(|c: char| !c.is_ascii_digit())
-                .parse()
-                .ok()
-        })
-        .expect("shard in log line")
 }
 
 #[test]

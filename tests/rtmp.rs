@@ -8,21 +8,6 @@ use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(15);
 
-/// Publish synthetic media: metadata, AVC + AAC headers, then `frames` video frames (a
-/// keyframe every 30, 33 ms apart) each followed by an audio frame. Video frame `i` carries
-/// sequence number `first + i`.
-fn publish_frames(p: &mut RtmpClient, first: u32, frames: u32, ts0: u32) {
-    p.send_metadata(ts0, &metadata()).unwrap();
-    p.send_video(ts0, &avc_sequence_header()).unwrap();
-    p.send_audio(ts0, &aac_sequence_header()).unwrap();
-    for i in 0..frames {
-        let ts = ts0 + i * 33;
-        p.send_video(ts, &avc_frame(i % 30 == 0, first + i))
-            .unwrap();
-        p.send_audio(ts + 10, &aac_frame(first + i)).unwrap();
-    }
-}
-
 /// Video sequence numbers (not headers) among received media, in arrival order.
 fn video_seqs(media: &[MediaMessage]) -> Vec<u32> {
     media
@@ -30,17 +15,6 @@ fn video_seqs(media: &[MediaMessage]) -> Vec<u32> {
         .filter(|m| m.0 == MediaKind::Video)
         .filter_map(|m| frame_seq(&m.2))
         .collect()
-}
-
-/// The shard a `play started` log line reports.
-fn shard_of(line: &str) -> usize {
-    let v = line
-        .split_whitespace()
-        .find_map(|w| w.strip_prefix("shard="))
-        .expect("shard field");
-    v.trim_end_matches(|c: char| !c.is_ascii_digit())
-        .parse()
-        .expect("shard number")
 }
 
 #[test]

@@ -17,7 +17,7 @@ pub use ffmpeg::{
 };
 pub use flv::{parse_flv, read_flv_tags, FlvTag};
 pub use http::{api_json, header, http_get, http_open, key_of, read_until_closed, HttpResponse};
-pub use rtmp::{MediaMessage, RtmpClient};
+pub use rtmp::{publish_frames, shard_of, MediaMessage, RtmpClient};
 pub use server::Server;
 pub use shardcast::rtmp::client::{ClientEvent, MediaKind};
 pub use synth::{

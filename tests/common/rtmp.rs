@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use shardcast::rtmp::client::{ClientConfig, ClientEvent, ClientSession, MediaKind};
 
+use super::synth::{aac_frame, aac_sequence_header, avc_frame, avc_sequence_header, metadata};
+
 /// How long connect, publish and play wait for the server's answer.
 pub const RTMP_TIMEOUT: Duration = Duration::from_secs(10);
 /// Read buffer size.
@@ -294,4 +296,29 @@ impl RtmpClient {
 /// A failure's status code, `"_error"` when the server gave none.
 fn error_code(code: &str) -> String {
     if code.is_empty() { "_error" } else { code }.to_owned()
+}
+/// Publish synthetic media: metadata, AVC + AAC headers, then `frames` video frames (a
+/// keyframe every 30, 33 ms apart) each followed by an audio frame. Video frame `i` carries
+/// sequence number `first + i`.
+pub fn publish_frames(p: &mut RtmpClient, first: u32, frames: u32, ts0: u32) {
+    p.send_metadata(ts0, &metadata()).unwrap();
+    p.send_video(ts0, &avc_sequence_header()).unwrap();
+    p.send_audio(ts0, &aac_sequence_header()).unwrap();
+    for i in 0..frames {
+        let ts = ts0 + i * 33;
+        p.send_video(ts, &avc_frame(i % 30 == 0, first + i))
+            .unwrap();
+        p.send_audio(ts + 10, &aac_frame(first + i)).unwrap();
+    }
+}
+
+/// The shard a `play started` log line reports.
+pub fn shard_of(line: &str) -> usize {
+    let v = line
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("shard="))
+        .expect("shard field");
+    v.trim_end_matches(|c: char| !c.is_ascii_digit())
+        .parse()
+        .expect("shard number")
 }
