@@ -156,6 +156,18 @@ fn audio_only_and_mp3_streams_play_over_hls_and_flv() {
             codecs.sort();
             codecs.dedup();
             assert_eq!(&codecs, want, "{url}");
+            // Playable: ffmpeg decodes 3 s of it without an error.
+            let run = Command::new("ffmpeg")
+                .args(["-hide_banner", "-v", "error", "-nostdin", "-i", &url])
+                .args(["-t", "3", "-f", "null", "-"])
+                .stdin(Stdio::null())
+                .output()
+                .unwrap();
+            let stderr = String::from_utf8_lossy(&run.stderr);
+            assert!(
+                run.status.success() && stderr.trim().is_empty(),
+                "{url}: {stderr}"
+            );
         }
     }
     for mut p in pushers {
