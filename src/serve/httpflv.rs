@@ -190,7 +190,7 @@ impl Viewer {
 
     async fn write_loop(&self) -> Result<(), String> {
         let mut items = Vec::new();
-        let mut buf = Vec::new();
+        let mut bufs = Vec::new();
         loop {
             poll_fn(|cx| self.queue.borrow_mut().poll_drain(cx, &mut items)).await;
             if let Some(reason) = self.queue.borrow().closed() {
@@ -198,8 +198,8 @@ impl Viewer {
             }
             for item in items.drain(..) {
                 match item {
-                    Item::Raw(b) => buf.extend_from_slice(&b),
-                    Item::Frame(f) => buf.extend_from_slice(&f.flv_tag()),
+                    Item::Raw(b) => bufs.push(b),
+                    Item::Frame(f) => bufs.push(f.flv_tag()),
                     Item::Event(StreamEvent::Published) => self.waiting_since.set(None),
                     Item::Event(StreamEvent::Unpublished) => {
                         self.waiting_since.set(Some(Instant::now()))
@@ -207,10 +207,9 @@ impl Viewer {
                 }
             }
             self.io
-                .write_all(&buf)
+                .write_all_vectored(&mut bufs)
                 .await
                 .map_err(|e| format!("write: {e}"))?;
-            buf.clear();
         }
     }
 

@@ -5,11 +5,13 @@
 //! losing bytes. Two futures of one connection can therefore share the stream through a
 //! `RefCell` that is borrowed only inside a poll, never across an await.
 
+use bytes::{Buf, Bytes};
 use futures_lite::{AsyncRead, AsyncWrite};
 use glommio::net::TcpStream;
 use std::cell::RefCell;
 use std::future::poll_fn;
 use std::io;
+use std::os::fd::AsRawFd;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::time::Duration;
@@ -47,6 +49,41 @@ impl Conn {
         Ok(())
     }
 
+    /// Write every buffer of `bufs`, in order, with as few syscalls as the socket allows: one
+    /// `sendmsg` gathers up to [`MAX_IOV`] shared buffers straight from their `Bytes`, so a
+    /// player's pending frames go out without being copied into a per-player buffer first.
+    /// `bufs` is left empty on success. Fails with `TimedOut` like [`Conn::write_all`].
+    pub async fn write_all_vectored(&self, bufs: &mut Vec<Bytes>) -> io::Result<()> {
+        bufs.retain(|b| !b.is_empty());
+        let mut done = 0; // buffers fully written
+        while done < bufs.len() {
+            let sent = {
+                let stream = self.stream.borrow();
+                send_vectored(stream.as_raw_fd(), &bufs[done..])
+            };
+            match sent {
+                Ok(n) => done += advance(&mut bufs[done..], n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    // Socket full: let glommio wait for room (with the write timeout) and
+                    // send what it can of the next buffer.
+                    let first = &bufs[done];
+                    let n = poll_fn(|cx| {
+                        Pin::new(&mut *self.stream.borrow_mut()).poll_write(cx, first)
+                    })
+                    .await?;
+                    if n == 0 {
+                        return Err(io::ErrorKind::WriteZero.into());
+                    }
+                    done += advance(&mut bufs[done..], n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        bufs.clear();
+        Ok(())
+    }
+
     /// Set (or clear) the time a single read may wait.
     pub fn set_read_timeout(&self, d: Option<Duration>) {
         let _ = self.stream.borrow().set_read_timeout(d);
@@ -63,6 +100,52 @@ impl Conn {
     }
 }
 
+/// Buffers gathered by one `sendmsg` (Linux's IOV_MAX is 1024; a player rarely has more
+/// than a few dozen pending).
+const MAX_IOV: usize = 64;
+
+/// One non-blocking `sendmsg` of up to [`MAX_IOV`] buffers. `MSG_DONTWAIT` makes it
+/// non-blocking whatever the fd's flags; `MSG_NOSIGNAL` turns a closed peer into `EPIPE`
+/// instead of a SIGPIPE.
+fn send_vectored(fd: std::os::fd::RawFd, bufs: &[Bytes]) -> io::Result<usize> {
+    let mut iov = [libc::iovec {
+        iov_base: std::ptr::null_mut(),
+        iov_len: 0,
+    }; MAX_IOV];
+    let count = bufs.len().min(MAX_IOV);
+    for (slot, b) in iov.iter_mut().zip(bufs) {
+        slot.iov_base = b.as_ptr() as *mut libc::c_void;
+        slot.iov_len = b.len();
+    }
+    // SAFETY: an all-zero msghdr is valid (no address, no control data); `iov` holds `count`
+    // initialised entries pointing into `bufs`, which outlive the call.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = iov.as_mut_ptr();
+    msg.msg_iovlen = count;
+    // SAFETY: `msg` is fully initialised above and only read by the kernel.
+    let n = unsafe { libc::sendmsg(fd, &msg, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL) };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
+    }
+}
+
+/// Consume `n` written bytes from the front of `bufs`; returns how many buffers were
+/// written completely (the next one, if partly written, is advanced in place).
+fn advance(bufs: &mut [Bytes], mut n: usize) -> usize {
+    let mut whole = 0;
+    for b in bufs.iter_mut() {
+        if n < b.len() {
+            b.advance(n);
+            break;
+        }
+        n -= b.len();
+        whole += 1;
+    }
+    whole
+}
+
 /// A byte stream a request loop can run on: a plain [`Conn`] or TLS over one.
 pub(crate) trait Io {
     async fn read(&self, buf: &mut [u8]) -> io::Result<usize>;
@@ -76,5 +159,37 @@ impl Io for Conn {
 
     async fn write_all(&self, buf: &[u8]) -> io::Result<()> {
         Conn::write_all(self, buf).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn advance_counts_whole_buffers_and_trims_the_partial_one() {
+        let mut bufs = vec![
+            Bytes::from_static(b"abc"),
+            Bytes::from_static(b"de"),
+            Bytes::from_static(b"fgh"),
+        ];
+        assert_eq!(advance(&mut bufs, 0), 0);
+        assert_eq!(advance(&mut bufs, 4), 1);
+        assert_eq!(&bufs[1][..], b"e");
+        assert_eq!(advance(&mut bufs[1..], 2), 1);
+        assert_eq!(&bufs[2][..], b"gh");
+        assert_eq!(advance(&mut bufs[2..], 2), 1);
+    }
+
+    #[test]
+    fn send_vectored_gathers_in_order() {
+        let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+        let bufs: Vec<Bytes> = (0..100u8).map(|i| Bytes::from(vec![i; 3])).collect();
+        let n = send_vectored(a.as_raw_fd(), &bufs).unwrap();
+        assert_eq!(n, MAX_IOV * 3, "one call sends at most MAX_IOV buffers");
+        let mut got = vec![0u8; n];
+        std::io::Read::read_exact(&mut &b, &mut got).unwrap();
+        let want: Vec<u8> = (0..MAX_IOV as u8).flat_map(|i| [i; 3]).collect();
+        assert_eq!(got, want);
     }
 }

@@ -7,6 +7,7 @@
 
 use super::io::Conn;
 use super::{within, ShardState};
+use bytes::Bytes;
 use crate::hub::{Frame, Item, PlayerQueue, PubId, StreamEvent, StreamKey};
 use crate::keys::{self, KeyError};
 use crate::rtmp::chunk::DecoderLimits;
@@ -22,6 +23,8 @@ use tracing::{debug, info, warn, Instrument};
 
 /// Size of one socket read.
 const READ_BUF: usize = 64 * 1024;
+/// Initial read buffer of a connection.
+const READ_BUF_START: usize = 4 * 1024;
 /// How long queued bytes (an error status, say) may take to leave when a connection ends.
 const FINAL_FLUSH: Duration = Duration::from_secs(2);
 /// Watchdog period for the second-granularity timeouts.
@@ -121,11 +124,17 @@ impl RtmpConn {
     // ---- reading ----
 
     async fn read_loop(self: Rc<Self>) -> Outcome {
-        let mut buf = vec![0u8; READ_BUF];
+        // Players send little more than acks: start small (a player's memory is mostly this
+        // buffer) and grow to READ_BUF once a read fills it (a publisher, at once).
+        let mut buf = vec![0u8; READ_BUF_START];
         let mut events = Vec::new();
         loop {
             let n = match self.io.read(&mut buf).await {
                 Ok(0) => return Ok("peer closed"),
+                Ok(n) if n == buf.len() && n < READ_BUF => {
+                    buf.resize(READ_BUF, 0);
+                    n
+                }
                 Ok(n) => n,
                 Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
                     return Err(self.read_timeout_reason());
@@ -336,15 +345,15 @@ impl RtmpConn {
 
     async fn write_loop(self: Rc<Self>) -> Outcome {
         let mut items = Vec::new();
-        let mut buf = Vec::new();
+        let mut bufs = Vec::new();
         loop {
             poll_fn(|cx| self.queue.borrow_mut().poll_drain(cx, &mut items)).await;
             if let Some(reason) = self.queue.borrow().closed() {
                 return Err(format!("player closed: {reason:?} (cannot keep up)"));
             }
-            self.gather(&mut items, &mut buf);
+            self.gather(&mut items, &mut bufs);
             self.writing.set(true);
-            let written = self.io.write_all(&buf).await;
+            let written = self.io.write_all_vectored(&mut bufs).await;
             self.writing.set(false);
             match written {
                 Ok(()) => {}
@@ -356,22 +365,22 @@ impl RtmpConn {
                 }
                 Err(e) => return Err(format!("write: {e}")),
             }
-            buf.clear();
         }
     }
 
-    /// Turn queued items into wire bytes, in order, in one buffer (one write per wake-up).
-    fn gather(&self, items: &mut Vec<Item>, buf: &mut Vec<u8>) {
+    /// Turn queued items into wire buffers, in order: shared frame encodings by reference,
+    /// sent together with one vectored write per wake-up.
+    fn gather(&self, items: &mut Vec<Item>, bufs: &mut Vec<Bytes>) {
         let chunk_size = self.session.borrow().out_chunk_size();
         let stream_id = self.play_stream.get();
         for item in items.drain(..) {
             match item {
-                Item::Raw(b) => buf.extend_from_slice(&b),
-                Item::Frame(f) => buf.extend_from_slice(&f.rtmp_chunks(chunk_size, stream_id)),
+                Item::Raw(b) => bufs.push(b),
+                Item::Frame(f) => bufs.push(f.rtmp_chunks(chunk_size, stream_id)),
                 Item::Event(e) => {
                     self.on_stream_event(e, stream_id);
                     if let Some(b) = self.session.borrow_mut().take_output() {
-                        buf.extend_from_slice(&b);
+                        bufs.push(b);
                     }
                 }
             }
