@@ -7,11 +7,11 @@
 
 use super::io::Conn;
 use super::{within, ShardState};
-use bytes::Bytes;
 use crate::hub::{Frame, Item, PlayerQueue, PubId, StreamEvent, StreamKey};
 use crate::keys::{self, KeyError};
 use crate::rtmp::chunk::DecoderLimits;
 use crate::rtmp::session::{Event, ServerSession, SessionConfig};
+use bytes::Bytes;
 use futures_lite::future;
 use glommio::net::TcpStream;
 use std::cell::{Cell, RefCell};
