@@ -1,5 +1,5 @@
-//! shardcast: a thread-per-core live-streaming server. RTMP in; RTMP (and, next, HTTP-FLV and
-//! HLS) out; a livego-compatible control API. See docs/ARCHITECTURE.md for the map.
+//! shardcast: a thread-per-core live-streaming server. RTMP in; RTMP, HTTP-FLV and HLS out; a
+//! livego-compatible control API. See docs/ARCHITECTURE.md for the map.
 
 pub mod api;
 pub mod config;
