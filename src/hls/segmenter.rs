@@ -62,12 +62,17 @@ pub struct Segmenter {
     /// Discontinuities carried by segments no longer held (for DISCONTINUITY-SEQUENCE).
     dropped_discontinuities: u64,
     next_seq: u64,
+    /// `#EXT-X-TARGETDURATION` (s): raised by a longer segment, never lowered (see `close`).
+    target_secs: u64,
     discontinuity_next: bool,
     ended: bool,
     /// Codecs HLS cannot carry, already reported.
     reported: Vec<String>,
     scratch: Vec<u8>,
 }
+
+/// Segment-duration jitter that does not raise the target duration (see `Segmenter::close`).
+const TARGET_SLACK_MS: u64 = 100;
 
 impl Segmenter {
     /// A segmenter for the stream `room` (segment URIs are `room/<seq>.ts`, relative to the
@@ -84,6 +89,7 @@ impl Segmenter {
             done: VecDeque::new(),
             dropped_discontinuities: 0,
             next_seq: 0,
+            target_secs: 1,
             discontinuity_next: false,
             ended: false,
             reported: Vec::new(),
@@ -257,6 +263,13 @@ impl Segmenter {
         let span = open.last_dts - open.start_dts;
         let end = next_start.unwrap_or(open.last_dts + span / open.frames.max(1));
         let duration_ms = end.saturating_sub(open.start_dts).div_ceil(90).max(1);
+        // RFC 8216 §6.2.1: the target duration MUST NOT change, and §4.3.3.1: every EXTINF,
+        // rounded to the nearest second, is at most the target. Keep the rounded-up maximum of
+        // every segment so far (not of the window, which would let it fall back), with 100 ms
+        // of slack so timestamp jitter (a 4.016 s segment of 4 s GOPs) does not bump it.
+        self.target_secs = self
+            .target_secs
+            .max(duration_ms.saturating_sub(TARGET_SLACK_MS).div_ceil(1000));
         self.done.push_back(Segment {
             seq: self.next_seq,
             duration_ms,
@@ -287,12 +300,7 @@ impl Segmenter {
 
     /// The playlist (RFC 8216): the window, discontinuities, and ENDLIST when finished.
     pub fn playlist(&self) -> String {
-        let target = self
-            .window()
-            .map(|s| s.duration_ms.div_ceil(1000))
-            .max()
-            .unwrap_or(1)
-            .max(1);
+        let target = self.target_secs;
         let first = self.window().next().map_or(self.next_seq, |s| s.seq);
         let disc_before = self.dropped_discontinuities
             + self
@@ -402,6 +410,43 @@ mod tests {
             cuts += usize::from(s.push(&video(ts0 + i * 33, i % 30 == 0)));
         }
         cuts
+    }
+
+    #[test]
+    fn the_target_duration_never_changes_for_jitter_nor_falls_back() {
+        let mut s = Segmenter::new(cfg(2, 0), "movie");
+        s.push(&avc_header());
+        // Keyframes every 4 s, one GOP 16 ms long, then a 6 s GOP, then 4 s ones again.
+        let keys = [0, 4000, 8016, 12016, 18016, 22016, 26016, 30016];
+        let mut t = 0;
+        let mut p = String::new();
+        for pair in keys.windows(2) {
+            while t < pair[1] {
+                s.push(&video(t, t == pair[0]));
+                t = (t + 33).min(pair[1]);
+            }
+            if pair[1] == 18016 {
+                p = s.playlist(); // before the 6 s segment is closed
+            }
+        }
+        assert!(p.contains("#EXTINF:4.016,"), "{p}");
+        assert!(p.contains("#EXT-X-TARGETDURATION:4\n"), "{p}");
+        s.push(&video(t, true));
+        let target = |p: &str| {
+            p.lines()
+                .find(|l| l.starts_with("#EXT-X-TARGETDURATION"))
+                .map(str::to_owned)
+        };
+        let p = s.playlist();
+        assert_eq!(
+            target(&p).as_deref(),
+            Some("#EXT-X-TARGETDURATION:6"),
+            "{p}"
+        );
+        assert!(
+            !p.contains("#EXTINF:6"),
+            "the 6 s segment left the window: {p}"
+        );
     }
 
     #[test]

@@ -125,7 +125,11 @@ struct HomeState {
     next_seq: u64,
     /// Added (wrapping) to publisher timestamps so players see one continuous timeline.
     ts_base: u32,
+    /// Output timestamp (decode time) of the last frame.
     last_out: Option<u32>,
+    /// Latest presentation time sent (decode time + composition offset): with B-frames the
+    /// last pictures shown lie after `last_out`, and a new publisher must start after them.
+    last_shown: Option<u32>,
     rebase_pending: bool,
     /// Tracks seen from the current publisher (published in the directory when they change).
     tracks: StreamInfo,
@@ -497,7 +501,7 @@ impl Hub {
         if home.publisher != Some(publisher) {
             return;
         }
-        frame.timestamp = rebase(home, frame.timestamp);
+        frame.timestamp = rebase(home, frame.timestamp, composition_ms(&frame));
         let tracks = StreamInfo {
             has_audio: home.tracks.has_audio || frame.kind == MediaKind::Audio,
             has_video: home.tracks.has_video || frame.kind == MediaKind::Video,
@@ -631,19 +635,42 @@ impl Hub {
 }
 
 /// Map a publisher timestamp onto the stream's continuous timeline. After a publisher change
-/// the new publisher's first frame lands just after the last frame players saw.
-fn rebase(home: &mut HomeState, ts: u32) -> u32 {
+/// the new publisher's first frame lands just after the last picture players were shown, so
+/// no new picture is presented at the same time as an old one (browsers' MSE drops frames
+/// that overlap in presentation time).
+fn rebase(home: &mut HomeState, ts: u32, composition_ms: i32) -> u32 {
     /// Gap left between the last frame of one publisher and the first of the next (ms).
     const REPUBLISH_GAP_MS: u32 = 40;
     if home.rebase_pending {
         home.rebase_pending = false;
         if let Some(last) = home.last_out {
-            home.ts_base = last.wrapping_add(REPUBLISH_GAP_MS).wrapping_sub(ts);
+            let end = home.last_shown.map_or(last, |shown| later(last, shown));
+            home.ts_base = end.wrapping_add(REPUBLISH_GAP_MS).wrapping_sub(ts);
         }
     }
     let out = ts.wrapping_add(home.ts_base);
     home.last_out = Some(out);
+    let shown = out.wrapping_add(composition_ms.max(0) as u32);
+    home.last_shown = Some(home.last_shown.map_or(shown, |s| later(s, shown)));
     out
+}
+
+/// The later of two wrapping millisecond timestamps (RTMP timestamps wrap at 2^32).
+fn later(a: u32, b: u32) -> u32 {
+    if (b.wrapping_sub(a) as i32) > 0 {
+        b
+    } else {
+        a
+    }
+}
+
+/// A video frame's composition offset (PTS - DTS, ms); 0 for other frames and for codecs
+/// without one.
+fn composition_ms(frame: &Frame) -> i32 {
+    if frame.kind != MediaKind::Video {
+        return 0;
+    }
+    crate::media::avc::parse_video_tag(&frame.payload).map_or(0, |t| t.composition_ms)
 }
 
 /// Send shard `to` the stream's cached state; true if it was queued.

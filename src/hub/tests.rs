@@ -216,6 +216,30 @@ fn a_new_publisher_replaces_the_old_and_timestamps_continue() {
     assert_eq!(events, vec![StreamEvent::Published, StreamEvent::Published]);
 }
 
+/// A video frame with a composition offset (B-frame stream).
+fn video_cts(ts: u32, key: bool, cts: u8) -> Frame {
+    let b0 = if key { 0x17 } else { 0x27 };
+    frame(MediaKind::Video, ts, Bytes::from(vec![b0, 1, 0, 0, cts, 9]))
+}
+
+#[test]
+fn a_new_publisher_starts_after_the_last_picture_shown() {
+    let mut c = Cluster::new(1, 1);
+    let key = key_homed_at(0, 1);
+    let q = queue();
+    c.hubs[0].add_player(&key, q.clone());
+    let first = c.hubs[0].start_publish(&key, 1);
+    c.hubs[0].publish_frame(&key, first, video_cts(0, true, 67));
+    // The last frame decoded (ts 33) is shown at 33 + 100 = 133: after the keyframe's 67.
+    c.hubs[0].publish_frame(&key, first, video_cts(33, false, 100));
+    let second = c.hubs[0].start_publish(&key, 2);
+    c.hubs[0].publish_frame(&key, second, video_cts(0, true, 67));
+    let (frames, _) = drain(&q);
+    let ts: Vec<u32> = frames.iter().map(|f| f.1).collect();
+    // 133 + 40 ms gap; its picture (at 173 + 67) comes after every old one.
+    assert_eq!(ts, vec![0, 33, 173]);
+}
+
 #[test]
 fn unpublish_notifies_players_who_keep_waiting_for_the_next_publisher() {
     let mut c = Cluster::new(2, 1);
