@@ -43,14 +43,23 @@ pub fn tags(data: &[u8], start: usize) -> impl Iterator<Item = Tag> + '_ {
 
 /// Append one tag (header, body, PreviousTagSize) to `out`.
 pub fn write_tag(out: &mut Vec<u8>, type_id: u8, timestamp: u32, body: &[u8]) {
-    let len = body.len() as u32;
-    out.push(type_id);
-    out.extend_from_slice(&len.to_be_bytes()[1..]);
-    out.extend_from_slice(&timestamp.to_be_bytes()[1..]);
-    out.push((timestamp >> 24) as u8);
-    out.extend_from_slice(&[0, 0, 0]); // stream id, always 0
+    let (header, trailer) = tag_framing(type_id, timestamp, body.len());
+    out.extend_from_slice(&header);
     out.extend_from_slice(body);
-    out.extend_from_slice(&(len + TAG_HEADER_LEN as u32).to_be_bytes());
+    out.extend_from_slice(&trailer);
+}
+
+/// The bytes around a tag body of `body_len` bytes: the 11-byte tag header and the 4-byte
+/// PreviousTagSize that follows the body (FLV spec E.3, E.4.1).
+pub fn tag_framing(type_id: u8, timestamp: u32, body_len: usize) -> ([u8; 11], [u8; 4]) {
+    let len = body_len as u32;
+    let mut header = [0u8; TAG_HEADER_LEN];
+    header[0] = type_id;
+    header[1..4].copy_from_slice(&len.to_be_bytes()[1..]);
+    header[4..7].copy_from_slice(&timestamp.to_be_bytes()[1..]);
+    header[7] = (timestamp >> 24) as u8;
+    // Bytes 8..11: stream id, always 0.
+    (header, (len + TAG_HEADER_LEN as u32).to_be_bytes())
 }
 
 /// Offset of the first tag in an FLV file (header length field, plus PreviousTagSize0), or

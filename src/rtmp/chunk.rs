@@ -500,26 +500,81 @@ pub fn encode_message(
     stream_id: u32,
     payload: &[u8],
 ) {
-    debug_assert!((MIN_CSID..=MAX_CSID).contains(&csid), "csid {csid}");
     debug_assert!(payload.len() <= MAX_MESSAGE_LEN as usize);
     out.reserve(encoded_len(chunk_size, csid, timestamp, payload.len()));
-    let extended = timestamp >= EXTENDED_TIMESTAMP;
-    put_basic_header(out, 0, csid);
-    out.put_uint(u64::from(timestamp.min(EXTENDED_TIMESTAMP)), 3);
-    out.put_uint(payload.len() as u64, 3);
-    out.put_u8(type_id);
-    out.put_u32_le(stream_id);
-    if extended {
-        out.put_u32(timestamp);
-    }
+    put_message_header(out, csid, timestamp, type_id, stream_id, payload.len());
     let mut chunks = payload.chunks(chunk_size.max(1) as usize);
     out.put_slice(chunks.next().unwrap_or_default());
     for chunk in chunks {
-        put_basic_header(out, 3, csid);
-        if extended {
-            out.put_u32(timestamp);
-        }
+        put_continuation_header(out, csid, timestamp);
         out.put_slice(chunk);
+    }
+}
+
+/// The same bytes as [`encode_message`], as pieces to send in order without copying the
+/// payload: the fmt0 header, then the payload's chunks (slices of `payload`) separated by the
+/// fmt3 continuation header, which is identical for every chunk and so made once.
+pub fn message_pieces(
+    chunk_size: u32,
+    csid: u32,
+    timestamp: u32,
+    type_id: u8,
+    stream_id: u32,
+    payload: &Bytes,
+) -> Vec<Bytes> {
+    debug_assert!(payload.len() <= MAX_MESSAGE_LEN as usize);
+    let chunk = chunk_size.max(1) as usize;
+    let mut head = BytesMut::with_capacity(18);
+    put_message_header(
+        &mut head,
+        csid,
+        timestamp,
+        type_id,
+        stream_id,
+        payload.len(),
+    );
+    let mut pieces = Vec::with_capacity(2 * payload.len().div_ceil(chunk).max(1));
+    pieces.push(head.freeze());
+    let continuation = {
+        let mut h = BytesMut::with_capacity(7);
+        put_continuation_header(&mut h, csid, timestamp);
+        h.freeze()
+    };
+    for start in (0..payload.len()).step_by(chunk) {
+        if start > 0 {
+            pieces.push(continuation.clone());
+        }
+        pieces.push(payload.slice(start..(start + chunk).min(payload.len())));
+    }
+    pieces
+}
+
+/// The fmt0 chunk header that starts a message (spec 5.3.1.2.1), with the extended timestamp
+/// when needed.
+fn put_message_header(
+    out: &mut BytesMut,
+    csid: u32,
+    timestamp: u32,
+    type_id: u8,
+    stream_id: u32,
+    len: usize,
+) {
+    debug_assert!((MIN_CSID..=MAX_CSID).contains(&csid), "csid {csid}");
+    put_basic_header(out, 0, csid);
+    out.put_uint(u64::from(timestamp.min(EXTENDED_TIMESTAMP)), 3);
+    out.put_uint(len as u64, 3);
+    out.put_u8(type_id);
+    out.put_u32_le(stream_id);
+    if timestamp >= EXTENDED_TIMESTAMP {
+        out.put_u32(timestamp);
+    }
+}
+
+/// The fmt3 header of a continuation chunk, repeating an extended timestamp (spec 5.3.1.3).
+fn put_continuation_header(out: &mut BytesMut, csid: u32, timestamp: u32) {
+    put_basic_header(out, 3, csid);
+    if timestamp >= EXTENDED_TIMESTAMP {
+        out.put_u32(timestamp);
     }
 }
 
@@ -642,6 +697,28 @@ mod tests {
         assert_eq!(out[141..269], payload[128..256]);
         assert_eq!(out[269], 0xc4);
         assert_eq!(out[270..], payload[256..]);
+    }
+
+    #[test]
+    fn pieces_are_the_encoded_message() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        for (chunk_size, csid, timestamp, len) in [
+            (128, 4, 40, 307),
+            (128, 6, 0xFF_FFFF, 256),
+            (4096, 400, 1, 0),
+            (1, 70, 0x1_0000_0000u64 as u32, 5),
+            (4096, 6, 7, 4096),
+            (4096, 6, 7, 4097),
+        ] {
+            let payload: Vec<u8> = (0..len).map(|_| rng.gen()).collect();
+            let whole = encode(chunk_size, csid, timestamp, 9, 1, &payload);
+            let pieces = message_pieces(chunk_size, csid, timestamp, 9, 1, &Bytes::from(payload));
+            assert_eq!(
+                pieces.concat(),
+                whole[..],
+                "{chunk_size} {csid} {timestamp} {len}"
+            );
+        }
     }
 
     /// livego TestConnWrite: exact bytes of small single-chunk audio messages.

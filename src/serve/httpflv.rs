@@ -10,7 +10,7 @@ use super::api::read_request;
 use super::io::Conn;
 use super::ShardState;
 use crate::http::{self, Limits, Request, Response};
-use crate::hub::{Item, PlayerQueue, StreamEvent, StreamInfo, StreamKey};
+use crate::hub::{release_burst, Item, PlayerQueue, StreamEvent, StreamInfo, StreamKey};
 use crate::keys;
 use futures_lite::future;
 use glommio::net::TcpStream;
@@ -199,13 +199,14 @@ impl Viewer {
             for item in items.drain(..) {
                 match item {
                     Item::Raw(b) => bufs.push(b),
-                    Item::Frame(f) => bufs.push(f.flv_tag()),
+                    Item::Frame(f) => f.flv_tag(&mut bufs),
                     Item::Event(StreamEvent::Published) => self.waiting_since.set(None),
                     Item::Event(StreamEvent::Unpublished) => {
                         self.waiting_since.set(Some(Instant::now()))
                     }
                 }
             }
+            release_burst(&mut items);
             self.io
                 .write_all_vectored(&mut bufs)
                 .await

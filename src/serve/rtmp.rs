@@ -7,7 +7,7 @@
 
 use super::io::Conn;
 use super::{within, ShardState};
-use crate::hub::{Frame, Item, PlayerQueue, PubId, StreamEvent, StreamKey};
+use crate::hub::{release_burst, Frame, Item, PlayerQueue, PubId, StreamEvent, StreamKey};
 use crate::keys::{self, KeyError};
 use crate::rtmp::chunk::DecoderLimits;
 use crate::rtmp::session::{Event, ServerSession, SessionConfig};
@@ -352,6 +352,7 @@ impl RtmpConn {
                 return Err(format!("player closed: {reason:?} (cannot keep up)"));
             }
             self.gather(&mut items, &mut bufs);
+            release_burst(&mut items);
             self.writing.set(true);
             let written = self.io.write_all_vectored(&mut bufs).await;
             self.writing.set(false);
@@ -376,7 +377,7 @@ impl RtmpConn {
         for item in items.drain(..) {
             match item {
                 Item::Raw(b) => bufs.push(b),
-                Item::Frame(f) => bufs.push(f.rtmp_chunks(chunk_size, stream_id)),
+                Item::Frame(f) => f.rtmp_chunks(chunk_size, stream_id, bufs),
                 Item::Event(e) => {
                     self.on_stream_event(e, stream_id);
                     if let Some(b) = self.session.borrow_mut().take_output() {
