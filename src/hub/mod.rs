@@ -18,7 +18,7 @@ pub mod player;
 
 pub use directory::{Directory, StreamInfo};
 pub use frame::{Frame, LocalFrame};
-pub use player::{CloseReason, Item, PlayerQueue, StreamEvent};
+pub use player::{release_burst, CloseReason, Item, PlayerQueue, StreamEvent};
 
 use crate::media::MediaKind;
 use ahash::AHashMap;

@@ -11,6 +11,17 @@ use std::collections::VecDeque;
 use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 
+/// Items a drained queue keeps room for; a burst beyond it (a late joiner's cached GOP) is
+/// given back once sent, so an idle player's memory stays small.
+pub const KEEP_CAPACITY: usize = 64;
+
+/// Give back the room a burst left in an emptied per-player buffer (see [`KEEP_CAPACITY`]).
+pub fn release_burst<T>(v: &mut Vec<T>) {
+    if v.capacity() > KEEP_CAPACITY {
+        v.shrink_to(KEEP_CAPACITY);
+    }
+}
+
 /// A change of the stream's publisher, for protocols that tell the player about it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StreamEvent {
@@ -162,6 +173,10 @@ impl PlayerQueue {
             return Poll::Pending;
         }
         out.extend(self.items.drain(..));
+        if self.items.capacity() > KEEP_CAPACITY {
+            // A join's burst (the cached GOP) grew the queue: don't keep that per player.
+            self.items.shrink_to(KEEP_CAPACITY);
+        }
         self.frame_bytes = 0;
         self.raw_bytes = 0;
         if !self.need_keyframe {

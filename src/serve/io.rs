@@ -81,6 +81,7 @@ impl Conn {
             }
         }
         bufs.clear();
+        crate::hub::release_burst(bufs);
         Ok(())
     }
 
