@@ -136,7 +136,7 @@ async fn shard_main(ctx: shards::ShardContext<HubMsg>, shared: Shared, listeners
         shared.directory.clone(),
     )));
     hub.borrow_mut().add_sink(Box::new(HlsSink::new(
-        hls_settings(&shared.cfg),
+        hls_settings(&shared.cfg, listeners.hls.is_some()),
         shared.hls.clone(),
     )));
     let hub_in = hub.clone();
@@ -191,7 +191,9 @@ fn start_listener(proto: &'static str, l: TcpListener, st: Rc<ShardState>) -> gl
     }
 }
 
-fn hls_settings(cfg: &Config) -> HlsSettings {
+/// What the HLS sink segments: the apps with `hls = true`, and none when the HLS listener is
+/// off (`hls_addr` empty): nobody could fetch the segments, which hold ~30 s of each stream.
+fn hls_settings(cfg: &Config, listening: bool) -> HlsSettings {
     HlsSettings {
         segmenter: HlsConfig {
             fragment_ms: cfg.hls_fragment * 1000,
@@ -201,7 +203,7 @@ fn hls_settings(cfg: &Config) -> HlsSettings {
         apps: cfg
             .server
             .iter()
-            .filter(|a| a.hls)
+            .filter(|a| a.hls && listening)
             .map(|a| a.appname.clone())
             .collect(),
         keep_after_end: cfg.hls_keep_after_end,
