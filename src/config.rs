@@ -101,6 +101,14 @@ const KEYS: &[(&str, &str)] = &[
         "player_max_skips",
         "Consecutive skips before a lagging player is dropped",
     ),
+    (
+        "audio_merge_ms",
+        "Ms an audio frame may wait to go out with the next video frame",
+    ),
+    (
+        "merge_write_ms",
+        "Ms every frame may wait, for one write per player per period (0 = realtime)",
+    ),
     ("mesh_capacity", "Cross-shard channel capacity, in messages"),
     (
         "http_max_header_bytes",
@@ -225,6 +233,10 @@ pub struct Config {
     pub player_queue_bytes: usize,
     /// Consecutive keyframe skips before a lagging player is disconnected.
     pub player_max_skips: u32,
+    /// Milliseconds an audio frame may wait for the next video frame (0 = no merging).
+    pub audio_merge_ms: u64,
+    /// Milliseconds every frame may wait for the player's next write (0 = realtime).
+    pub merge_write_ms: u64,
     /// Cross-shard channel capacity in messages.
     pub mesh_capacity: usize,
     /// Largest HTTP request head.
@@ -892,6 +904,8 @@ fn check_ranges(c: &Config, origins: &Origins) -> Result<(), ConfigError> {
         ("max_message_size", max_message, 1, 0xFF_FFFF),
         ("max_chunk_size", c.max_chunk_size.into(), 128, 0x7FFF_FFFF),
         ("hls_fragment", c.hls_fragment, 1, 60),
+        ("audio_merge_ms", c.audio_merge_ms, 0, 1000),
+        ("merge_write_ms", c.merge_write_ms, 0, 1000),
         ("hls_window", c.hls_window as u64, 1, 100),
         ("hls_grace", c.hls_grace as u64, 0, 100),
         ("hls_linger", c.hls_linger, 1, MAX_TIMEOUT_SECS),

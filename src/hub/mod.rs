@@ -198,6 +198,16 @@ impl Hub {
         }
     }
 
+    /// Wake the writers of players holding audio for a video frame that is late (called every
+    /// `audio_merge_ms`; see [`PlayerQueue::with_audio_merge`]).
+    pub fn flush_held(&self) {
+        for stream in self.streams.values() {
+            for (_, q) in &stream.players {
+                q.borrow_mut().flush_held();
+            }
+        }
+    }
+
     /// The home shard of `key`.
     pub fn home_of(&self, key: &str) -> usize {
         shards::home_shard(key, self.shards)

@@ -6,6 +6,7 @@
 //! `max_skips` consecutive skips is closed.
 
 use super::frame::LocalFrame;
+use crate::media::MediaKind;
 use bytes::Bytes;
 use std::collections::VecDeque;
 use std::rc::Rc;
@@ -63,9 +64,19 @@ pub struct PlayerQueue {
     dropped: u64,
     closed: Option<CloseReason>,
     waker: Option<Waker>,
+    /// Hold audio frames (without waking the writer) until the next video frame or
+    /// `flush_held`, so both go out in one write.
+    merge_audio: bool,
+    /// Hold every non-header frame until `flush_held` (merged writes with a latency budget).
+    merge_all: bool,
+    /// A video frame went through: the stream is not audio-only, audio may be held.
+    saw_video: bool,
+    /// Frames are queued that the writer was not woken for.
+    holding: bool,
 }
 
 impl PlayerQueue {
+    /// A queue that holds audio for the next video frame (see [`PlayerQueue::with_audio_merge`]).
     pub fn new(max_bytes: usize, max_skips: u32) -> Self {
         PlayerQueue {
             items: VecDeque::new(),
@@ -79,6 +90,32 @@ impl PlayerQueue {
             dropped: 0,
             closed: None,
             waker: None,
+            merge_audio: false,
+            merge_all: false,
+            saw_video: false,
+            holding: false,
+        }
+    }
+
+    /// Hold audio frames of a stream with video until its next video frame (or the shard's
+    /// next `flush_held` tick), so a player gets one write per video frame instead of one
+    /// per frame: the audio rides along. Video and headers always wake the writer at once.
+    pub fn with_audio_merge(mut self, on: bool) -> Self {
+        self.merge_audio = on;
+        self
+    }
+
+    /// Hold every frame but headers until the shard's next `flush_held` tick: one write per
+    /// player per tick (SRS `mw_latency`), for much less CPU per viewer.
+    pub fn with_merged_writes(mut self, on: bool) -> Self {
+        self.merge_all = on;
+        self
+    }
+
+    /// Wake the writer for frames held back; the shard calls it every `audio_merge_ms`.
+    pub fn flush_held(&mut self) {
+        if self.holding {
+            self.wake();
         }
     }
 
@@ -111,7 +148,14 @@ impl PlayerQueue {
         self.last_seq = self.last_seq.max(frame.seq);
         self.frame_bytes += frame.len();
         self.items.push_back(Item::Frame(f.clone()));
-        self.wake();
+        let video = frame.kind == MediaKind::Video;
+        self.saw_video |= video;
+        let held_audio = self.merge_audio && self.saw_video && frame.kind == MediaKind::Audio;
+        if !frame.header && (self.merge_all || held_audio) {
+            self.holding = true;
+        } else {
+            self.wake();
+        }
     }
 
     /// Drop every queued non-header frame and wait for the next keyframe.
@@ -173,6 +217,7 @@ impl PlayerQueue {
             return Poll::Pending;
         }
         out.extend(self.items.drain(..));
+        self.holding = false;
         if self.items.capacity() > KEEP_CAPACITY {
             // A join's burst (the cached GOP) grew the queue: don't keep that per player.
             self.items.shrink_to(KEEP_CAPACITY);
@@ -187,6 +232,7 @@ impl PlayerQueue {
     }
 
     fn wake(&mut self) {
+        self.holding = false;
         if let Some(w) = self.waker.take() {
             w.wake();
         }
@@ -204,7 +250,8 @@ fn item_frame_bytes(i: &Item) -> usize {
 mod tests {
     use super::*;
     use crate::hub::frame::Frame;
-    use crate::media::MediaKind;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
     use std::task::Waker;
 
     fn f(key: bool, header: bool, len: usize, seq: u64) -> Rc<LocalFrame> {
@@ -289,6 +336,71 @@ mod tests {
         q.push_frame(&f(true, false, 5, 6));
         q.push_frame(&f(false, false, 5, 7));
         assert_eq!(drain(&mut q), vec![1, 2, 6, 7]);
+    }
+
+    #[test]
+    fn audio_waits_for_the_next_video_frame_unless_the_stream_is_audio_only() {
+        let audio = |seq: u64| {
+            Rc::new(LocalFrame::new(Frame {
+                kind: MediaKind::Audio,
+                timestamp: seq as u32,
+                payload: Bytes::from_static(b"\xaf\x01a"),
+                keyframe: true,
+                header: false,
+                seq,
+            }))
+        };
+        let woken = |q: &mut PlayerQueue| {
+            let flag = Arc::new(Flag::default());
+            let waker = Waker::from(flag.clone());
+            let mut out = Vec::new();
+            let _ = q.poll_drain(&mut Context::from_waker(&waker), &mut out);
+            assert!(out.is_empty(), "{out:?}");
+            flag
+        };
+        // Audio-only so far: every frame wakes the writer.
+        let mut q = PlayerQueue::new(1000, 3).with_audio_merge(true);
+        let w = woken(&mut q);
+        q.push_frame(&audio(1));
+        assert!(w.0.load(Ordering::SeqCst));
+        drain(&mut q);
+        // Once video flows, audio is held until the next video frame...
+        q.push_frame(&f(true, false, 5, 2));
+        drain(&mut q);
+        let w = woken(&mut q);
+        q.push_frame(&audio(3));
+        assert!(!w.0.load(Ordering::SeqCst), "audio held");
+        q.push_frame(&f(false, false, 5, 4));
+        assert!(w.0.load(Ordering::SeqCst), "video wakes");
+        assert_eq!(drain(&mut q), vec![3, 4], "in order, in one go");
+        // ... or the shard's flush.
+        let w = woken(&mut q);
+        q.push_frame(&audio(5));
+        q.flush_held();
+        assert!(w.0.load(Ordering::SeqCst), "flushed");
+        // Merged writes hold video too, never headers.
+        let mut q = PlayerQueue::new(1000, 3).with_merged_writes(true);
+        let w = woken(&mut q);
+        q.push_frame(&f(true, false, 5, 1));
+        assert!(!w.0.load(Ordering::SeqCst), "video held");
+        q.push_frame(&f(false, true, 5, 2));
+        assert!(w.0.load(Ordering::SeqCst), "a header wakes");
+        // Without merging, audio wakes at once.
+        let mut q = PlayerQueue::new(1000, 3);
+        q.push_frame(&f(true, false, 5, 1));
+        drain(&mut q);
+        let w = woken(&mut q);
+        q.push_frame(&audio(2));
+        assert!(w.0.load(Ordering::SeqCst));
+    }
+
+    #[derive(Default)]
+    struct Flag(AtomicBool);
+
+    impl std::task::Wake for Flag {
+        fn wake(self: Arc<Self>) {
+            self.0.store(true, Ordering::SeqCst);
+        }
     }
 
     #[test]

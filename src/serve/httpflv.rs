@@ -156,7 +156,9 @@ struct Viewer {
 
 impl Viewer {
     fn new(st: Rc<ShardState>, io: Conn, key: StreamKey) -> Self {
-        let queue = PlayerQueue::new(st.cfg.player_queue_bytes, st.cfg.player_max_skips);
+        let queue = PlayerQueue::new(st.cfg.player_queue_bytes, st.cfg.player_max_skips)
+            .with_audio_merge(st.cfg.audio_merge_ms > 0)
+            .with_merged_writes(st.cfg.merge_write_ms > 0);
         Viewer {
             st,
             io,

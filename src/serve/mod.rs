@@ -152,6 +152,11 @@ async fn shard_main(ctx: shards::ShardContext<HubMsg>, shared: Shared, listeners
         next_conn: Cell::new(0),
     });
     let ticker = spawn_ticker(st.hub.clone());
+    let flush_every = match st.cfg.merge_write_ms {
+        0 => st.cfg.audio_merge_ms,
+        ms => ms,
+    };
+    let _merge_flusher = spawn_merge_flusher(st.hub.clone(), flush_every);
     let mut tasks = Vec::new();
     let wanted = [
         ("rtmp", Some(listeners.rtmp)),
@@ -218,6 +223,20 @@ fn spawn_ticker(hub: SharedHub) -> glommio::Task<()> {
             glommio::timer::sleep(Duration::from_secs(1)).await;
             hub.borrow_mut().tick();
         }
+    })
+}
+
+/// Every `merge_write_ms` (or, in realtime mode, `audio_merge_ms`), send what players hold:
+/// merged writes, or audio waiting for a late video frame. No task when both are 0.
+fn spawn_merge_flusher(hub: SharedHub, every_ms: u64) -> Option<glommio::Task<()>> {
+    let every = Duration::from_millis(every_ms);
+    (every_ms > 0).then(|| {
+        glommio::spawn_local(async move {
+            loop {
+                glommio::timer::sleep(every).await;
+                hub.borrow().flush_held();
+            }
+        })
     })
 }
 

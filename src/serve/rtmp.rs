@@ -105,7 +105,9 @@ impl RtmpConn {
         });
         io.set_read_timeout(Some(Duration::from_secs(cfg.handshake_timeout)));
         io.set_write_timeout(Some(Duration::from_secs(cfg.write_timeout)));
-        let queue = PlayerQueue::new(cfg.player_queue_bytes, cfg.player_max_skips);
+        let queue = PlayerQueue::new(cfg.player_queue_bytes, cfg.player_max_skips)
+            .with_audio_merge(cfg.audio_merge_ms > 0)
+            .with_merged_writes(cfg.merge_write_ms > 0);
         RtmpConn {
             io,
             conn_id,
