@@ -39,8 +39,11 @@ TARGET = ROOT / "target" / "release"
 OUT_ROOT = BENCH_DIR / "out"
 PIDFILE = OUT_ROOT / ".live-pids"
 
-SERVERS = ["shardcast", "nginx", "xiu", "raw"]
-TITLE = {"shardcast": "shardcast", "nginx": "nginx-rtmp", "xiu": "xiu", "raw": "raw ceiling"}
+SERVERS = ["shardcast", "shardcast-mw", "nginx", "xiu", "raw"]
+TITLE = {"shardcast": "shardcast", "shardcast-mw": "shardcast, merge_write_ms=100",
+         "nginx": "nginx-rtmp", "xiu": "xiu", "raw": "raw ceiling"}
+# Fan-out only: shardcast with merged writes (SRS mw_latency), its CPU-saving mode.
+FANOUT_ONLY = {"shardcast-mw"}
 SCENARIOS = ["fanout", "join", "ingest", "mixed"]
 PROTO_TITLE = {"rtmp": "RTMP", "flv": "HTTP-FLV", "hls": "HLS", "raw": "raw TCP"}
 
@@ -347,6 +350,7 @@ class Server:
 class Shardcast(Server):
     key = "shardcast"
     protos = ("rtmp", "flv", "hls")
+    extra_args = ()
 
     def start(self, run_name, flv=True, hls=False):
         d = self._prepare_dir(run_name)
@@ -359,7 +363,8 @@ class Shardcast(Server):
                f"--rtmp_addr=127.0.0.1:{self.ports['rtmp']}",
                f"--httpflv_addr=127.0.0.1:{self.ports['flv']}" if flv else "--httpflv_addr=",
                f"--hls_addr=127.0.0.1:{self.ports['hls']}" if hls else "--hls_addr=",
-               "--api_addr=", "--rtmp_noauth", f"--shards={self.ctx.shards}", "--level=warn"]
+               "--api_addr=", "--rtmp_noauth", f"--shards={self.ctx.shards}", "--level=warn",
+               *self.extra_args]
         self.proc = PROCS.spawn("shardcast", cmd, d, self._log_path(run_name),
                                 env=self.ctx.shardcast_env)
         self._after_start(list(self.ports.values()))
@@ -501,7 +506,13 @@ class Raw(Server):
         return f"tcp://127.0.0.1:{self.ports['raw']}"
 
 
-SERVER_CLASSES = {"shardcast": Shardcast, "nginx": Nginx, "xiu": Xiu, "raw": Raw}
+class ShardcastMerged(Shardcast):
+    """shardcast holding every frame up to 100 ms for one write per player per period."""
+    key = "shardcast-mw"
+    extra_args = ("--merge_write_ms=100",)
+
+
+SERVER_CLASSES = {"shardcast": Shardcast, "shardcast-mw": ShardcastMerged, "nginx": Nginx, "xiu": Xiu, "raw": Raw}
 
 
 # --------------------------------------------------------------------------------------------
@@ -601,6 +612,8 @@ def build_plan(args):
         cases = []
         for size in sizes:
             for s in servers:
+                if s in FANOUT_ONLY and size not in (1000, 3000):
+                    continue
                 protos = ["raw"] if s == "raw" else [p for p in ("rtmp", "flv")
                                                      if p in SERVER_CLASSES[s].protos]
                 for proto in protos:
@@ -625,7 +638,7 @@ def build_plan(args):
         cases = []
         for n in ing_sizes:
             for s in servers:
-                if s == "raw":
+                if s == "raw" or s in FANOUT_ONLY:
                     continue
                 cases.append(dict(server=s, proto="rtmp", size=n, media="1m", publish=n,
                                   play=n, streams=n, templates=["rtmp"],
@@ -635,7 +648,7 @@ def build_plan(args):
     if "mixed" in args.only:
         cases = []
         for s in servers:
-            if s == "raw":
+            if s == "raw" or s in FANOUT_ONLY:
                 continue
             if s == "nginx":  # no HTTP-FLV: its third of the players play RTMP instead
                 templates = ["rtmp", "hls", "rtmp"]
@@ -1486,7 +1499,8 @@ def main(argv):
     missing = []
     if not Path(ctx.bench_bin).exists():
         missing.append(f"load generator {ctx.bench_bin}")
-    if "shardcast" in args.servers and not Path(ctx.shardcast_bin).exists():
+    uses_shardcast = any(s.startswith("shardcast") for s in args.servers)
+    if uses_shardcast and not Path(ctx.shardcast_bin).exists():
         missing.append(ctx.shardcast_bin)
     if "raw" in args.servers and not Path(ctx.raw_bin).exists():
         missing.append(ctx.raw_bin)
@@ -1502,7 +1516,7 @@ def main(argv):
         return 2
     if "xiu" in args.servers:
         ctx.bind_shim = build_shim(ctx)
-    if "shardcast" in args.servers:
+    if uses_shardcast:
         ctx.shardcast_env = shardcast_env(ctx.shardcast_bin, ctx.tmp)
 
     biggest = max([c["play"] + c["publish"] for sc in plan.values() for c in sc["cases"]] or [0])
@@ -1521,7 +1535,14 @@ def main(argv):
         "All servers listen on 127.0.0.1 only; the load generator runs on the same machine.")
     if "shardcast" in args.servers:
         meta["notes"].append(f"shardcast runs with --shards {args.shards} (its other settings "
-                             "default: 1 GOP cached, shards pinned to cores).")
+                             "default: 1 GOP cached, shards pinned to cores, realtime writes: "
+                             "video written at once, audio held up to 50 ms for the next video "
+                             "frame).")
+    if "shardcast-mw" in args.servers:
+        meta["notes"].append("'shardcast, merge_write_ms=100' (fan-out at 1,000 and 3,000 "
+                             "only) holds every frame up to 100 ms so each player gets one "
+                             "write per 100 ms, as SRS's mw_latency does: less CPU for up to "
+                             "100 ms more latency.")
     if "nginx" in args.servers:
         meta["notes"].append(
             "nginx-rtmp runs with 1 worker process, its best case: with more, a player is only "
