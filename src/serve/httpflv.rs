@@ -8,6 +8,7 @@
 
 use super::api::read_request;
 use super::io::Conn;
+use super::watch::{Alarm, Watched};
 use super::ShardState;
 use crate::http::{self, Limits, Request, Response};
 use crate::hub::{release_burst, Item, PlayerQueue, StreamEvent, StreamInfo, StreamKey};
@@ -20,9 +21,6 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 use tracing::{debug, info, Instrument};
-
-/// Watchdog period.
-const TICK: Duration = Duration::from_millis(250);
 
 /// Serve one HTTP-FLV connection.
 pub(crate) async fn serve(st: Rc<ShardState>, stream: TcpStream, peer: SocketAddr) {
@@ -64,7 +62,12 @@ async fn serve_request(st: &Rc<ShardState>, io: &Conn) -> Result<(), String> {
             flv_response().write_stream_head(&mut head);
             io.write_all(&head).await.map_err(|e| e.to_string())
         }
-        Route::Play(key, info) => Viewer::new(st.clone(), io.clone(), key).run(info).await,
+        Route::Play(key, info) => {
+            let viewer = Rc::new(Viewer::new(st.clone(), io.clone(), key));
+            let watched: Rc<dyn Watched> = viewer.clone();
+            st.watchlist.add(Rc::downgrade(&watched));
+            viewer.run(info).await
+        }
     }
 }
 
@@ -152,6 +155,8 @@ struct Viewer {
     key: StreamKey,
     queue: Rc<std::cell::RefCell<PlayerQueue>>,
     waiting_since: Cell<Option<Instant>>,
+    /// Raised by the shard's sweeper (see `timeout_reason`).
+    alarm: Alarm,
 }
 
 impl Viewer {
@@ -165,10 +170,11 @@ impl Viewer {
             key,
             queue: Rc::new(std::cell::RefCell::new(queue)),
             waiting_since: Cell::new(None),
+            alarm: Alarm::default(),
         }
     }
 
-    async fn run(self, info: StreamInfo) -> Result<(), String> {
+    async fn run(&self, info: StreamInfo) -> Result<(), String> {
         let mut head = Vec::new();
         flv_response().write_stream_head(&mut head);
         head.extend_from_slice(&flv_header(info));
@@ -179,10 +185,9 @@ impl Viewer {
             .borrow_mut()
             .add_player(&self.key, self.queue.clone());
         info!(shard = self.st.id, stream = %self.key, "play started");
-        let outcome = future::or(
-            future::or(self.write_loop(), self.read_loop()),
-            self.watchdog(),
-        )
+        let outcome = future::or(future::or(self.write_loop(), self.read_loop()), async {
+            Err(self.alarm.wait().await)
+        })
         .await;
         self.st.hub.borrow_mut().remove_player(&self.key, player);
         let dropped = self.queue.borrow().dropped();
@@ -228,20 +233,33 @@ impl Viewer {
         }
     }
 
-    async fn watchdog(&self) -> Result<(), String> {
-        let wait = Duration::from_secs(self.st.cfg.play_wait_timeout);
-        loop {
-            glommio::timer::sleep(TICK).await;
-            if let Some(reason) = self.queue.borrow().closed() {
-                return Err(format!("viewer closed: {reason:?} (cannot keep up)"));
-            }
-            if self.waiting_since.get().is_some_and(|t| t.elapsed() > wait) {
-                return Err(format!(
-                    "no publisher for {} s (play_wait_timeout)",
-                    self.st.cfg.play_wait_timeout
-                ));
-            }
+    /// Why the viewer must end now, if it must (called by the shard's sweeper).
+    fn timeout_reason(&self, now: Instant) -> Option<String> {
+        if let Some(reason) = self.queue.borrow().closed() {
+            // Seen here too: the writer may be stuck in a write to a peer that reads nothing.
+            return Some(format!("viewer closed: {reason:?} (cannot keep up)"));
         }
+        let wait = Duration::from_secs(self.st.cfg.play_wait_timeout);
+        let waited = self
+            .waiting_since
+            .get()
+            .map(|t| now.saturating_duration_since(t));
+        waited.filter(|w| *w > wait).map(|_| {
+            format!(
+                "no publisher for {} s (play_wait_timeout)",
+                self.st.cfg.play_wait_timeout
+            )
+        })
+    }
+}
+
+impl Watched for Viewer {
+    fn check(&self, now: Instant) -> Option<String> {
+        self.timeout_reason(now)
+    }
+
+    fn alarm(&self) -> &Alarm {
+        &self.alarm
     }
 }
 

@@ -10,6 +10,7 @@ mod httpflv;
 mod io;
 mod rtmp;
 mod tls;
+mod watch;
 
 use crate::config::{parse_listen_addr, Config};
 use crate::hls::{HlsConfig, HlsSettings, HlsSink, HlsStore};
@@ -35,6 +36,8 @@ pub(crate) struct ShardState {
     /// TLS for the HLS listener (`use_hls_https`).
     pub hls_tls: Option<Arc<rustls::ServerConfig>>,
     next_conn: Cell<u64>,
+    /// The connections whose timeouts this shard's sweeper checks.
+    pub watchlist: Rc<watch::Watchlist>,
 }
 
 impl ShardState {
@@ -150,7 +153,9 @@ async fn shard_main(ctx: shards::ShardContext<HubMsg>, shared: Shared, listeners
         hls: shared.hls,
         hls_tls: shared.hls_tls,
         next_conn: Cell::new(0),
+        watchlist: Rc::default(),
     });
+    let _sweeper = watch::spawn_sweeper(st.watchlist.clone());
     let ticker = spawn_ticker(st.hub.clone());
     let flush_every = match st.cfg.merge_write_ms {
         0 => st.cfg.audio_merge_ms,

@@ -2,10 +2,12 @@
 //!
 //! Three futures race for each connection: the reader (bytes -> session -> events -> hub),
 //! the writer (everything queued for this connection, gathered into one write per wake-up)
-//! and the watchdog (timeouts, replacement by another publisher). When one ends, the
+//! and the alarm the shard's sweeper raises (timeouts, replacement by another publisher; see
+//! `serve::watch`). When one ends, the
 //! connection ends; what was already queued is flushed briefly, then the socket closes.
 
 use super::io::Conn;
+use super::watch::{Alarm, Watched};
 use super::{within, ShardState};
 use crate::hub::{release_burst, Frame, Item, PlayerQueue, PubId, StreamEvent, StreamKey};
 use crate::keys::{self, KeyError};
@@ -27,8 +29,6 @@ const READ_BUF: usize = 64 * 1024;
 const READ_BUF_START: usize = 4 * 1024;
 /// How long queued bytes (an error status, say) may take to leave when a connection ends.
 const FINAL_FLUSH: Duration = Duration::from_secs(2);
-/// Watchdog period for the second-granularity timeouts.
-const TICK: Duration = Duration::from_millis(250);
 
 /// What the connection currently does.
 enum Role {
@@ -62,6 +62,8 @@ struct RtmpConn {
     /// A write is under way: if the connection ends now, the peer holds a partial message
     /// and nothing more may be sent.
     writing: Cell<bool>,
+    /// Raised by the shard's sweeper when a timeout expires (see `timeout_reason`).
+    alarm: Alarm,
 }
 
 /// Why a connection ended.
@@ -72,11 +74,13 @@ pub(crate) async fn serve(st: Rc<ShardState>, stream: TcpStream, peer: SocketAdd
     let conn_id = st.next_conn_id();
     let span = tracing::info_span!("rtmp", shard = st.id, conn = conn_id, %peer);
     async move {
-        let conn = Rc::new(RtmpConn::new(st, Conn::new(stream), conn_id));
+        let conn = Rc::new(RtmpConn::new(st.clone(), Conn::new(stream), conn_id));
+        let watched: Rc<dyn Watched> = conn.clone();
+        st.watchlist.add(Rc::downgrade(&watched));
         debug!("connected");
         let outcome = future::or(
             future::or(conn.clone().read_loop(), conn.clone().write_loop()),
-            conn.clone().watchdog(),
+            async { Outcome::Err(conn.alarm.wait().await) },
         )
         .await;
         match &outcome {
@@ -119,6 +123,7 @@ impl RtmpConn {
             started: Instant::now(),
             waiting_since: Cell::new(None),
             writing: Cell::new(false),
+            alarm: Alarm::default(),
             st,
         }
     }
@@ -433,45 +438,57 @@ impl RtmpConn {
 
     // ---- timeouts and replacement ----
 
-    /// Ends the connection on a timeout, or when another publisher took its stream (the
-    /// hub then already serves the new one; `leave` sends a harmless stale unpublish).
-    async fn watchdog(self: Rc<Self>) -> Outcome {
+    /// Why the connection must end now, if it must: a timeout, a lagging player, or another
+    /// publisher took its stream (the hub then already serves the new one; `leave` sends a
+    /// harmless stale unpublish). Called by the shard's sweeper every `watch::TICK`.
+    fn timeout_reason(&self, now: Instant) -> Option<String> {
         let cfg = &self.st.cfg;
-        loop {
-            glommio::timer::sleep(TICK).await;
-            let (idle, publisher) = match &*self.role.borrow() {
-                Role::None => (true, false),
-                Role::Publisher { .. } => (false, true),
-                Role::Player { .. } => (false, false),
-            };
-            if let Some(reason) = self.queue.borrow().closed() {
-                // Seen here too: the writer may be stuck in a write to a peer that reads nothing.
-                return Err(format!("player closed: {reason:?} (cannot keep up)"));
-            }
-            if publisher && self.st.hub.borrow().is_kicked(self.conn_id) {
-                return Err("replaced by a new publisher of the same stream".into());
-            }
-            let handshaking = !self.session.borrow().handshake_done();
-            if handshaking && self.started.elapsed() > self.secs(cfg.handshake_timeout) {
-                return Err(format!(
-                    "handshake not finished within {} s (handshake_timeout)",
-                    cfg.handshake_timeout
-                ));
-            }
-            if idle && self.started.elapsed() > self.secs(cfg.idle_timeout) {
-                return Err(format!(
-                    "neither published nor played within {} s (idle_timeout)",
-                    cfg.idle_timeout
-                ));
-            }
-            if let Some(since) = self.waiting_since.get() {
-                if since.elapsed() > self.secs(cfg.play_wait_timeout) {
-                    return Err(format!(
-                        "no publisher for {} s (play_wait_timeout)",
-                        cfg.play_wait_timeout
-                    ));
-                }
-            }
+        let (idle, publisher) = match &*self.role.borrow() {
+            Role::None => (true, false),
+            Role::Publisher { .. } => (false, true),
+            Role::Player { .. } => (false, false),
+        };
+        if let Some(reason) = self.queue.borrow().closed() {
+            // Seen here too: the writer may be stuck in a write to a peer that reads nothing.
+            return Some(format!("player closed: {reason:?} (cannot keep up)"));
         }
+        if publisher && self.st.hub.borrow().is_kicked(self.conn_id) {
+            return Some("replaced by a new publisher of the same stream".into());
+        }
+        let age = now.saturating_duration_since(self.started);
+        let handshaking = !self.session.borrow().handshake_done();
+        if handshaking && age > self.secs(cfg.handshake_timeout) {
+            return Some(format!(
+                "handshake not finished within {} s (handshake_timeout)",
+                cfg.handshake_timeout
+            ));
+        }
+        if idle && age > self.secs(cfg.idle_timeout) {
+            return Some(format!(
+                "neither published nor played within {} s (idle_timeout)",
+                cfg.idle_timeout
+            ));
+        }
+        let waited = self
+            .waiting_since
+            .get()
+            .map(|t| now.saturating_duration_since(t));
+        if waited.is_some_and(|w| w > self.secs(cfg.play_wait_timeout)) {
+            return Some(format!(
+                "no publisher for {} s (play_wait_timeout)",
+                cfg.play_wait_timeout
+            ));
+        }
+        None
+    }
+}
+
+impl Watched for RtmpConn {
+    fn check(&self, now: Instant) -> Option<String> {
+        self.timeout_reason(now)
+    }
+
+    fn alarm(&self) -> &Alarm {
+        &self.alarm
     }
 }
