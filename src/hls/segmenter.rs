@@ -71,6 +71,12 @@ pub struct Segmenter {
     scratch: Vec<u8>,
 }
 
+/// `v` without spare capacity (one copy per segment, when it had any).
+fn shrunk(mut v: Vec<u8>) -> Vec<u8> {
+    v.shrink_to_fit();
+    v
+}
+
 /// Segment-duration jitter that does not raise the target duration (see `Segmenter::close`).
 const TARGET_SLACK_MS: u64 = 100;
 
@@ -273,7 +279,9 @@ impl Segmenter {
         self.done.push_back(Segment {
             seq: self.next_seq,
             duration_ms,
-            data: Bytes::from(open.buf),
+            // The buffer grew by doubling: without this, `Bytes::from` would keep up to twice
+            // the segment's size alive for as long as the segment is served.
+            data: Bytes::from(shrunk(open.buf)),
             discontinuity: open.discontinuity,
         });
         self.next_seq += 1;
