@@ -85,11 +85,6 @@ impl Conn {
         Ok(())
     }
 
-    /// Set (or clear) the time a single read may wait.
-    pub fn set_read_timeout(&self, d: Option<Duration>) {
-        let _ = self.stream.borrow().set_read_timeout(d);
-    }
-
     /// Set (or clear) the time a single write may wait.
     pub fn set_write_timeout(&self, d: Option<Duration>) {
         let _ = self.stream.borrow().set_write_timeout(d);

@@ -62,6 +62,8 @@ struct RtmpConn {
     /// A write is under way: if the connection ends now, the peer holds a partial message
     /// and nothing more may be sent.
     writing: Cell<bool>,
+    /// When the peer's last bytes arrived (for `read_timeout`).
+    last_read: Cell<Instant>,
     /// Raised by the shard's sweeper when a timeout expires (see `timeout_reason`).
     alarm: Alarm,
 }
@@ -107,7 +109,9 @@ impl RtmpConn {
                 ..DecoderLimits::default()
             },
         });
-        io.set_read_timeout(Some(Duration::from_secs(cfg.handshake_timeout)));
+        // No per-read socket timeout: the shard's sweeper checks handshake_timeout and
+        // idle_timeout since accept and read_timeout since the last read (`timeout_reason`),
+        // so a read that waits arms no timer.
         io.set_write_timeout(Some(Duration::from_secs(cfg.write_timeout)));
         let queue = PlayerQueue::new(cfg.player_queue_bytes, cfg.player_max_skips)
             .with_audio_merge(cfg.audio_merge_ms > 0)
@@ -123,6 +127,7 @@ impl RtmpConn {
             started: Instant::now(),
             waiting_since: Cell::new(None),
             writing: Cell::new(false),
+            last_read: Cell::new(Instant::now()),
             alarm: Alarm::default(),
             st,
         }
@@ -143,21 +148,13 @@ impl RtmpConn {
                     n
                 }
                 Ok(n) => n,
-                Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
-                    return Err(self.read_timeout_reason());
-                }
                 Err(e) => return Err(format!("read: {e}")),
             };
-            let was_handshaking = !self.session.borrow().handshake_done();
+            self.last_read.set(Instant::now());
             let fed = self.session.borrow_mut().feed(&buf[..n], &mut events);
             self.flush_session();
             if let Err(e) = fed {
                 return Err(format!("bad input: {e}"));
-            }
-            if was_handshaking && self.session.borrow().handshake_done() {
-                // Handshake over: until it publishes or plays, a connection gets idle_timeout.
-                self.io
-                    .set_read_timeout(Some(self.secs(self.st.cfg.idle_timeout)));
             }
             for ev in events.drain(..) {
                 if let Err(why) = self.on_event(ev).await {
@@ -166,17 +163,6 @@ impl RtmpConn {
                 }
                 self.flush_session();
             }
-        }
-    }
-
-    fn read_timeout_reason(&self) -> String {
-        match &*self.role.borrow() {
-            Role::Publisher { .. } => format!(
-                "publisher sent nothing for {} s (read_timeout)",
-                self.st.cfg.read_timeout
-            ),
-            _ if !self.session.borrow().handshake_done() => "handshake timed out".into(),
-            _ => "idle connection timed out".into(),
         }
     }
 
@@ -258,8 +244,6 @@ impl RtmpConn {
         let key: StreamKey = format!("{app}/{room}").into();
         let id = self.st.hub.borrow_mut().start_publish(&key, self.conn_id);
         self.session.borrow_mut().accept_publish(stream_id, &room);
-        self.io
-            .set_read_timeout(Some(self.secs(self.st.cfg.read_timeout)));
         info!(shard = self.st.id, stream = %key, "publish started");
         *self.role.borrow_mut() = Role::Publisher {
             key,
@@ -296,7 +280,6 @@ impl RtmpConn {
         self.flush_session();
         self.play_stream.set(stream_id);
         // Players may stay silent for long (acks only): the write side watches them instead.
-        self.io.set_read_timeout(None);
         let player = self
             .st
             .hub
@@ -454,6 +437,13 @@ impl RtmpConn {
         }
         if publisher && self.st.hub.borrow().is_kicked(self.conn_id) {
             return Some("replaced by a new publisher of the same stream".into());
+        }
+        let silent = now.saturating_duration_since(self.last_read.get());
+        if publisher && silent > self.secs(cfg.read_timeout) {
+            return Some(format!(
+                "publisher sent nothing for {} s (read_timeout)",
+                cfg.read_timeout
+            ));
         }
         let age = now.saturating_duration_since(self.started);
         let handshaking = !self.session.borrow().handshake_done();
