@@ -25,8 +25,10 @@ use tracing::{debug, info, warn, Instrument};
 
 /// Size of one socket read.
 const READ_BUF: usize = 64 * 1024;
-/// Initial read buffer of a connection.
+/// Initial read buffer of a connection (the handshake's 1,537-byte C0+C1 fits).
 const READ_BUF_START: usize = 4 * 1024;
+/// Read buffer of a player once it plays.
+const PLAYER_READ_BUF: usize = 512;
 /// How long queued bytes (an error status, say) may take to leave when a connection ends.
 const FINAL_FLUSH: Duration = Duration::from_secs(2);
 
@@ -162,6 +164,10 @@ impl RtmpConn {
                     return Err(why);
                 }
                 self.flush_session();
+            }
+            if buf.len() > PLAYER_READ_BUF && matches!(*self.role.borrow(), Role::Player { .. }) {
+                // A player only sends acks from now on: a thousand of them need no 4 KiB each.
+                buf = vec![0u8; PLAYER_READ_BUF];
             }
         }
     }
