@@ -49,38 +49,10 @@ impl Conn {
         Ok(())
     }
 
-    /// Write every buffer of `bufs`, in order, with as few syscalls as the socket allows: one
-    /// `sendmsg` gathers up to [`MAX_IOV`] shared buffers straight from their `Bytes`, so a
-    /// player's pending frames go out without being copied into a per-player buffer first.
-    /// `bufs` is left empty on success. Fails with `TimedOut` like [`Conn::write_all`].
+    /// Write every buffer of `bufs` in order (see [`write_all_vectored`]), then give back the
+    /// room a burst made the list grow.
     pub async fn write_all_vectored(&self, bufs: &mut Vec<Bytes>) -> io::Result<()> {
-        bufs.retain(|b| !b.is_empty());
-        let mut done = 0; // buffers fully written
-        while done < bufs.len() {
-            let sent = {
-                let stream = self.stream.borrow();
-                send_vectored(stream.as_raw_fd(), &bufs[done..])
-            };
-            match sent {
-                Ok(n) => done += advance(&mut bufs[done..], n),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    // Socket full: let glommio wait for room (with the write timeout) and
-                    // send what it can of the next buffer.
-                    let first = &bufs[done];
-                    let n = poll_fn(|cx| {
-                        Pin::new(&mut *self.stream.borrow_mut()).poll_write(cx, first)
-                    })
-                    .await?;
-                    if n == 0 {
-                        return Err(io::ErrorKind::WriteZero.into());
-                    }
-                    done += advance(&mut bufs[done..], n);
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-        bufs.clear();
+        write_all_vectored(&self.stream, bufs).await?;
         crate::hub::release_burst(bufs);
         Ok(())
     }
@@ -94,6 +66,39 @@ impl Conn {
     pub async fn shutdown(&self) {
         let _ = poll_fn(|cx| Pin::new(&mut *self.stream.borrow_mut()).poll_close(cx)).await;
     }
+}
+
+/// Write every buffer of `bufs`, in order, with as few syscalls as the socket allows: one
+/// `sendmsg` gathers up to [`MAX_IOV`] shared buffers straight from their `Bytes`, so a
+/// player's pending frames go out without being copied into a per-player buffer first. When
+/// the socket is full, glommio's `poll_write` waits for room (under the stream's write
+/// timeout: `TimedOut`). `bufs` is left empty on success. Public for the load generator.
+pub async fn write_all_vectored(
+    stream: &RefCell<TcpStream>,
+    bufs: &mut Vec<Bytes>,
+) -> io::Result<()> {
+    bufs.retain(|b| !b.is_empty());
+    let mut done = 0; // buffers fully written
+    while done < bufs.len() {
+        let sent = send_vectored(stream.borrow().as_raw_fd(), &bufs[done..]);
+        let n = match sent {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                let first = &bufs[done];
+                let n =
+                    poll_fn(|cx| Pin::new(&mut *stream.borrow_mut()).poll_write(cx, first)).await?;
+                if n == 0 {
+                    return Err(io::ErrorKind::WriteZero.into());
+                }
+                n
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => 0,
+            Err(e) => return Err(e),
+        };
+        done += advance(&mut bufs[done..], n);
+    }
+    bufs.clear();
+    Ok(())
 }
 
 /// Buffers gathered by one `sendmsg` (Linux's IOV_MAX is 1024; a player rarely has more

@@ -8,6 +8,7 @@ mod api;
 mod hls;
 mod httpflv;
 mod io;
+pub use io::write_all_vectored;
 mod rtmp;
 mod tls;
 mod watch;
