@@ -106,6 +106,18 @@ fn twenty_viewers_on_both_shards_get_valid_flv() {
         publisher
     });
     let addr = server.httpflv_addr();
+    // The FLV header announces the tracks the home shard has seen so far: wait until the
+    // first audio frame got there, so every viewer's header announces both.
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let mut resp = http_open(addr, "GET", "/live/many.flv", &[]).unwrap();
+        let mut header = [0u8; 13];
+        resp.body.read_exact(&mut header).unwrap();
+        if header[4] == 0x05 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "audio never announced");
+    }
     let from = server.line_count();
     let viewers: Vec<_> = (0..20)
         .map(|_| {
