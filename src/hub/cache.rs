@@ -19,6 +19,9 @@ pub struct MediaCache {
     gop_bytes: usize,
     /// Number of keyframes (GOP starts) in `gop`.
     gop_starts: usize,
+    /// A video frame of this publisher was pushed (the stream is not audio-only). Kept as a
+    /// flag: the hub asks for every frame, and scanning the GOP each time cost O(GOP).
+    seen_video: bool,
 }
 
 impl MediaCache {
@@ -32,12 +35,14 @@ impl MediaCache {
             gop: VecDeque::new(),
             gop_bytes: 0,
             gop_starts: 0,
+            seen_video: false,
         }
     }
 
     /// Take in the next frame of the stream.
     pub fn push(&mut self, f: &Rc<LocalFrame>) {
         let frame = &f.frame;
+        self.seen_video |= frame.kind == MediaKind::Video;
         if frame.header {
             let slot = match frame.kind {
                 MediaKind::Data => &mut self.metadata,
@@ -92,6 +97,7 @@ impl MediaCache {
     /// Forget everything (a publisher ended; the next one brings its own headers).
     pub fn clear(&mut self) {
         self.clear_gop();
+        self.seen_video = false;
         self.metadata = None;
         self.video_header = None;
         self.audio_header = None;
@@ -111,9 +117,9 @@ impl MediaCache {
         self.gop_bytes
     }
 
-    /// Whether a video header or video keyframe was seen (the stream is not audio-only).
+    /// Whether a video frame was pushed since the last `clear` (the stream is not audio-only).
     pub fn has_video(&self) -> bool {
-        self.video_header.is_some() || self.gop.iter().any(|f| f.frame.kind == MediaKind::Video)
+        self.seen_video
     }
 }
 
