@@ -145,9 +145,11 @@ impl ServerSession {
         self.out_chunk_size
     }
 
-    /// Bytes to send, if any.
+    /// Bytes to send, if any. The buffer goes with them rather than being split off it: a
+    /// split would keep the handshake's 3 KiB allocation alive for the connection's whole
+    /// life, and most connections (players) send little else.
     pub fn take_output(&mut self) -> Option<Bytes> {
-        (!self.out.is_empty()).then(|| self.out.split().freeze())
+        (!self.out.is_empty()).then(|| std::mem::take(&mut self.out).freeze())
     }
 
     /// Take in bytes from the peer; events are appended to `events`.

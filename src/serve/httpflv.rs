@@ -39,22 +39,12 @@ pub(crate) async fn serve(st: Rc<ShardState>, stream: TcpStream, peer: SocketAdd
 }
 
 async fn serve_request(st: &Rc<ShardState>, io: &Conn) -> Result<(), String> {
-    let limits = Limits {
-        max_header_bytes: st.cfg.http_max_header_bytes,
-        max_body_bytes: st.cfg.http_max_body_bytes,
+    // The request and its buffer are gone before a viewer plays: a viewer's task holds
+    // only what playing needs.
+    let Some((route, head_only)) = Box::pin(read_route(st, io)).await? else {
+        return Ok(());
     };
-    let mut buf = Vec::new();
-    let req = match read_request(st, io, &mut buf, &limits).await {
-        Ok(Some((req, _))) => req,
-        Ok(None) => return Ok(()),
-        Err(e) => {
-            return answer(io, &e.to_response(), false)
-                .await
-                .and(Err(e.to_string()))
-        }
-    };
-    let head_only = req.method == "HEAD";
-    match route(st, &req) {
+    match route {
         Route::Reply(resp) => answer(io, &resp, head_only).await,
         Route::Play(..) if head_only => {
             // The same head a GET gets (streamed, no length), without the body.
@@ -69,6 +59,26 @@ async fn serve_request(st: &Rc<ShardState>, io: &Conn) -> Result<(), String> {
             viewer.run(info).await
         }
     }
+}
+
+/// Read the request and decide what to do with it (`None`: the peer closed first). A bad
+/// request is answered here.
+async fn read_route(st: &Rc<ShardState>, io: &Conn) -> Result<Option<(Route, bool)>, String> {
+    let limits = Limits {
+        max_header_bytes: st.cfg.http_max_header_bytes,
+        max_body_bytes: st.cfg.http_max_body_bytes,
+    };
+    let mut buf = Vec::new();
+    let req = match read_request(st, io, &mut buf, &limits).await {
+        Ok(Some((req, _))) => req,
+        Ok(None) => return Ok(None),
+        Err(e) => {
+            return answer(io, &e.to_response(), false)
+                .await
+                .and(Err(e.to_string()))
+        }
+    };
+    Ok(Some((route(st, &req), req.method == "HEAD")))
 }
 
 enum Route {
@@ -223,7 +233,8 @@ impl Viewer {
 
     /// The viewer sends nothing after its request; EOF or an error means it left.
     async fn read_loop(&self) -> Result<(), String> {
-        let mut scratch = [0u8; 1024];
+        // Small: it lives in every viewer's task, and anything read is thrown away.
+        let mut scratch = [0u8; 64];
         loop {
             match self.io.read(&mut scratch).await {
                 Ok(0) => return Ok(()),

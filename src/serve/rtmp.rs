@@ -186,9 +186,11 @@ impl RtmpConn {
     async fn on_event(&self, ev: Event) -> Result<(), String> {
         match ev {
             Event::Connect { app, tc_url } => self.on_connect(app, &tc_url),
+            // Boxed: the key check may wait on a blocking store, and that future would
+            // otherwise sit inline in every connection's task, players' included.
             Event::Publish {
                 stream_id, name, ..
-            } => self.on_publish(stream_id, name).await,
+            } => Box::pin(self.on_publish(stream_id, name)).await,
             Event::Play {
                 stream_id, name, ..
             } => self.on_play(stream_id, name),
