@@ -131,6 +131,10 @@ const KEYS: &[(&str, &str)] = &[
     ("flv_archive", "Record every published stream to flv_dir"),
     ("flv_dir", "Recording directory"),
     (
+        "record_max_pending_bytes",
+        "Bytes a recording may queue for the disk before skipping to a keyframe",
+    ),
+    (
         "hls_keep_after_end",
         "Keep HLS playlists after the publisher ends",
     ),
@@ -191,6 +195,9 @@ pub struct Config {
     pub flv_dir: String,
     /// Record every published stream.
     pub flv_archive: bool,
+    /// Bytes a recording may have queued for the disk; past it, frames are skipped up to the
+    /// next keyframe.
+    pub record_max_pending_bytes: usize,
     /// GOPs in the late-join cache.
     pub gop_num: usize,
     /// Byte cap of one stream's late-join cache.
@@ -301,6 +308,8 @@ pub struct App {
     pub api: bool,
     /// RTMP base URLs every publish is re-published to (`{url}/{room}`).
     pub static_push: Vec<String>,
+    /// Record this app's streams to `flv_dir` (`flv_archive` records every app).
+    pub record: bool,
 }
 
 /// Why the configuration could not be loaded. `Display` names the culprit.
@@ -885,6 +894,10 @@ fn check_ranges(c: &Config, origins: &Origins) -> Result<(), ConfigError> {
         ("window_ack_size", u64::from(c.window_ack_size)),
         ("max_connections", c.max_connections as u64),
         ("player_queue_bytes", c.player_queue_bytes as u64),
+        (
+            "record_max_pending_bytes",
+            c.record_max_pending_bytes as u64,
+        ),
         ("mesh_capacity", c.mesh_capacity as u64),
         ("http_max_header_bytes", c.http_max_header_bytes as u64),
     ];
@@ -937,7 +950,7 @@ fn check_files(c: &Config, origins: &Origins) -> Result<(), ConfigError> {
     let needed = [
         (
             "flv_dir",
-            c.flv_archive && c.flv_dir.is_empty(),
+            (c.flv_archive || c.server.iter().any(|a| a.record)) && c.flv_dir.is_empty(),
             "flv_archive",
         ),
         (
@@ -1103,6 +1116,7 @@ mod tests {
             flv: true,
             api: true,
             static_push: vec![],
+            record: false,
         };
         assert_eq!(c.server, vec![live]);
         assert!(c.notes.is_empty());

@@ -8,5 +8,7 @@ pub mod http;
 pub mod hub;
 pub mod keys;
 pub mod media;
+pub mod record;
 pub mod rtmp;
 pub mod serve;
+pub mod stats;

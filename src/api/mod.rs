@@ -16,11 +16,14 @@ use serde_json::Value;
 
 use crate::http::{preflight, Request, Response};
 use crate::keys::{validate_room, KeyError, KeyStore};
+use crate::stats::{self, LivestatError, StatsBoard};
 
 /// What the API handlers need.
 pub struct ApiContext<'a> {
     /// The room-key store.
     pub keys: &'a dyn KeyStore,
+    /// Every shard's latest statistics.
+    pub stats: &'a StatsBoard,
 }
 
 /// Routes one request to `/control/get`, `/control/reset` or `/control/delete`; anything
@@ -37,8 +40,26 @@ pub fn handle(req: &Request, ctx: &ApiContext) -> Response {
         "/control/get" => control_get(req, ctx.keys),
         "/control/reset" => control_reset(req, ctx.keys),
         "/control/delete" => control_delete(req, ctx.keys),
+        "/stat/livestat" => livestat(req, ctx.stats),
+        "/metrics" => metrics(ctx.stats),
         _ => reply(404, "not found"),
     }
+}
+
+/// `/stat/livestat[?room=APP/ROOM]`: publishers and players of every protocol and shard.
+fn livestat(req: &Request, board: &StatsBoard) -> Response {
+    let room = req.param("room").filter(|r| !r.is_empty());
+    match stats::livestat(&board.reports(), room.as_deref()) {
+        Ok(data) => Response::envelope(200, &data),
+        Err(LivestatError::RoomNotFound) => reply(404, "room not found or inactive"),
+    }
+}
+
+/// `/metrics`: the Prometheus text format.
+fn metrics(board: &StatsBoard) -> Response {
+    Response::new(200)
+        .header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+        .with_body(stats::metrics_text(&board.reports()))
 }
 
 /// `/control/get?room=ROOM`: the room's key, created if needed.
@@ -113,7 +134,14 @@ mod tests {
     }
 
     fn call(store: &dyn KeyStore, head: &str) -> (u16, String) {
-        let resp = handle(&request(head), &ApiContext { keys: store });
+        let stats = StatsBoard::new(1);
+        let resp = handle(
+            &request(head),
+            &ApiContext {
+                keys: store,
+                stats: &stats,
+            },
+        );
         assert_eq!(resp.get_header("Content-Type"), Some("application/json"));
         (resp.status, String::from_utf8(resp.body.to_vec()).unwrap())
     }
@@ -242,11 +270,33 @@ mod tests {
     }
 
     #[test]
+    fn livestat_has_livegos_envelope_and_404s_an_unknown_room() {
+        let store = MemoryKeyStore::new();
+        assert_eq!(
+            get(&store, "/stat/livestat"),
+            (
+                200,
+                r#"{"status":200,"data":{"players":[],"publishers":[]}}"#.into()
+            )
+        );
+        assert_eq!(
+            get(&store, "/stat/livestat?room=live/x"),
+            (
+                404,
+                r#"{"status":404,"data":"room not found or inactive"}"#.into()
+            )
+        );
+    }
+
+    #[test]
     fn options_is_a_preflight() {
         let store = MemoryKeyStore::new();
         let resp = handle(
             &request("OPTIONS /control/reset?room=movie HTTP/1.1\r\n\r\n"),
-            &ApiContext { keys: &store },
+            &ApiContext {
+                keys: &store,
+                stats: &StatsBoard::new(1),
+            },
         );
         assert_eq!(resp.status, 204);
         assert!(resp.body.is_empty());

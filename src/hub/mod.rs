@@ -91,6 +91,39 @@ impl Outbox for shards::Mesh<HubMsg> {
     }
 }
 
+/// An outbox that counts what it sends, for `/metrics`.
+pub struct MeteredOutbox {
+    inner: Rc<dyn Outbox>,
+    /// Messages handed to the mesh.
+    pub sent: Cell<u64>,
+    /// Messages `try_send` gave back because the peer's channel was full (media dropped,
+    /// the subscriber resynced from the next keyframe).
+    pub full: Cell<u64>,
+}
+
+impl MeteredOutbox {
+    pub fn new(inner: Rc<dyn Outbox>) -> Self {
+        MeteredOutbox {
+            inner,
+            sent: Cell::new(0),
+            full: Cell::new(0),
+        }
+    }
+}
+
+impl Outbox for MeteredOutbox {
+    fn try_send(&self, to: usize, msg: HubMsg) -> Result<(), HubMsg> {
+        let r = self.inner.try_send(to, msg);
+        let counter = if r.is_ok() { &self.sent } else { &self.full };
+        counter.set(counter.get() + 1);
+        r
+    }
+    fn send_reliable(&self, to: usize, msg: HubMsg) {
+        self.sent.set(self.sent.get() + 1);
+        self.inner.send_reliable(to, msg);
+    }
+}
+
 /// Something the home shard of a stream feeds (the HLS segmenter; later the recorder): it sees
 /// each publisher start and end and every frame in order, with rebased timestamps.
 pub trait HomeSink {
@@ -385,6 +418,23 @@ impl Hub {
         }
         self.drain_local();
         id
+    }
+
+    /// This shard's stream figures for `/metrics`: (streams with a live publisher homed
+    /// here, streams held, frames skipped so far for the live players).
+    pub fn figures(&self) -> (u64, u64, u64) {
+        let live = self
+            .streams
+            .values()
+            .filter(|s| s.home.as_ref().is_some_and(|h| h.publisher.is_some()))
+            .count();
+        let dropped = self
+            .streams
+            .values()
+            .flat_map(|s| &s.players)
+            .map(|(_, q)| q.borrow().dropped())
+            .sum();
+        (live as u64, self.streams.len() as u64, dropped)
     }
 
     /// Whether `key` has a publisher, as far as this shard knows.

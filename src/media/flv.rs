@@ -41,6 +41,16 @@ pub fn tags(data: &[u8], start: usize) -> impl Iterator<Item = Tag> + '_ {
     })
 }
 
+/// The FLV file header (spec E.2) announcing the given tracks, and PreviousTagSize0. With
+/// no track known yet both are announced, as livego always does.
+pub fn file_header(has_audio: bool, has_video: bool) -> [u8; 13] {
+    let flags = match (has_audio, has_video) {
+        (false, false) => 0x05,
+        (audio, video) => (u8::from(audio) << 2) | u8::from(video),
+    };
+    [b'F', b'L', b'V', 1, flags, 0, 0, 0, 9, 0, 0, 0, 0]
+}
+
 /// Append one tag (header, body, PreviousTagSize) to `out`.
 pub fn write_tag(out: &mut Vec<u8>, type_id: u8, timestamp: u32, body: &[u8]) {
     let (header, trailer) = tag_framing(type_id, timestamp, body.len());

@@ -5,6 +5,7 @@ use super::io::{Conn, Io};
 use super::{within, ShardState};
 use crate::api::{self, ApiContext};
 use crate::http::{self, HttpError, Limits, Request, Response};
+use crate::stats::Proto;
 use glommio::net::TcpStream;
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -22,7 +23,7 @@ pub(crate) async fn serve(st: Rc<ShardState>, stream: TcpStream, peer: SocketAdd
             let st = st.clone();
             async move { respond(&st, &req).await }
         };
-        if let Err(why) = serve_requests(&st, &io, handler).await {
+        if let Err(why) = serve_requests(&st, Proto::Api, &io, handler).await {
             debug!(reason = %why, "closing");
         }
         io.shutdown().await;
@@ -35,6 +36,7 @@ pub(crate) async fn serve(st: Rc<ShardState>, stream: TcpStream, peer: SocketAdd
 /// safe). A response body is written as its own `Bytes`, never copied per request.
 pub(super) async fn serve_requests<S, H, F>(
     st: &ShardState,
+    proto: Proto,
     io: &S,
     handler: H,
 ) -> Result<(), String>
@@ -55,22 +57,29 @@ where
             Ok(None) => return Ok(()),
             Err(e) => {
                 out.clear();
-                e.to_response().write_to(&mut out, false, false);
+                let resp = e.to_response();
+                st.stats.counters.http_response(proto, resp.status);
+                resp.write_to(&mut out, false, false);
                 io.write_all(&out).await.map_err(|e| e.to_string())?;
                 return Err(e.to_string());
             }
         };
         buf.drain(..used);
+        st.stats.counters.bytes_in(proto, used);
         let keep_alive = req.keep_alive();
         let head_only = req.method == "HEAD";
         let (method, path) = (req.method.clone(), req.path.clone());
         let resp = handler(req).await;
         debug!(%method, %path, status = resp.status, "request");
+        let counters = &st.stats.counters;
+        counters.http_response(proto, resp.status);
         out.clear();
         resp.write_to(&mut out, true, keep_alive);
         io.write_all(&out).await.map_err(|e| e.to_string())?;
+        counters.bytes_out(proto, out.len());
         if !head_only {
             io.write_all(&resp.body).await.map_err(|e| e.to_string())?;
+            counters.bytes_out(proto, resp.body.len());
         }
         if !keep_alive {
             return Ok(());
@@ -116,12 +125,22 @@ async fn respond(st: &ShardState, req: &Request) -> Response {
         return http::preflight(req);
     }
     if st.keys.is_blocking() {
-        let keys = st.keys.clone();
+        let (keys, stats) = (st.keys.clone(), st.board.clone());
         let req = req.clone();
         glommio::executor()
-            .spawn_blocking(move || api::handle(&req, &ApiContext { keys: &*keys }))
+            .spawn_blocking(move || {
+                let ctx = ApiContext {
+                    keys: &*keys,
+                    stats: &stats,
+                };
+                api::handle(&req, &ctx)
+            })
             .await
     } else {
-        api::handle(req, &ApiContext { keys: &*st.keys })
+        let ctx = ApiContext {
+            keys: &*st.keys,
+            stats: &st.board,
+        };
+        api::handle(req, &ctx)
     }
 }

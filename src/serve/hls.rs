@@ -8,8 +8,9 @@ use super::tls::TlsConn;
 use super::ShardState;
 use crate::http::{self, Request, Response};
 use crate::keys;
+use crate::stats::Proto;
 use glommio::net::TcpStream;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 use tracing::{debug, Instrument};
@@ -28,20 +29,21 @@ pub(crate) async fn serve(st: Rc<ShardState>, stream: TcpStream, peer: SocketAdd
     async move {
         let io = Conn::new(stream);
         io.set_write_timeout(Some(Duration::from_secs(st.cfg.write_timeout)));
+        let ip = peer.ip();
         let handler = |req: Request| {
             let st = st.clone();
-            async move { respond(&st, &req).await }
+            async move { respond(&st, &req, ip).await }
         };
         let outcome = match &st.hls_tls {
             Some(config) => match TlsConn::new(io.clone(), config.clone()) {
                 Ok(tls) => {
-                    let r = serve_requests(&st, &tls, handler).await;
+                    let r = serve_requests(&st, Proto::Hls, &tls, handler).await;
                     tls.close().await;
                     r
                 }
                 Err(e) => Err(format!("TLS: {e}")),
             },
-            None => serve_requests(&st, &io, handler).await,
+            None => serve_requests(&st, Proto::Hls, &io, handler).await,
         };
         if let Err(why) = outcome {
             debug!(reason = %why, "closing");
@@ -87,7 +89,7 @@ fn parse_target(path: &str) -> Option<Target<'_>> {
     Some(Target::Segment { app, room, seq })
 }
 
-async fn respond(st: &ShardState, req: &Request) -> Response {
+async fn respond(st: &ShardState, req: &Request, ip: IpAddr) -> Response {
     if req.method == "OPTIONS" {
         return http::preflight(req);
     }
@@ -114,7 +116,7 @@ async fn respond(st: &ShardState, req: &Request) -> Response {
         return not_found("no such stream");
     }
     let key = format!("{app}/{room}");
-    match target {
+    let resp = match target {
         Target::Segment { seq, .. } => match st.hls.get(&key).and_then(|v| v.segment(seq)) {
             Some(data) => Response::new(200)
                 .header("Content-Type", "video/mp2t")
@@ -124,7 +126,20 @@ async fn respond(st: &ShardState, req: &Request) -> Response {
             None => not_found("no such segment"),
         },
         _ => playlist(st, &key).await,
+    };
+    if resp.status == 200 {
+        let scheme = if st.hls_tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        let host = req.header("Host").unwrap_or_default();
+        let url = format!("{scheme}://{host}/{key}.m3u8");
+        let now = Instant::now();
+        st.stats
+            .hls_request(&key.into(), ip, &url, resp.body.len(), now);
     }
+    resp
 }
 
 /// The playlist of `key`; a live stream whose first segment is still being cut is waited for

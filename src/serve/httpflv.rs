@@ -13,6 +13,8 @@ use super::ShardState;
 use crate::http::{self, Limits, Request, Response};
 use crate::hub::{release_burst, Item, PlayerQueue, StreamEvent, StreamInfo, StreamKey};
 use crate::keys;
+use crate::stats::{Proto, Role, SessionGuard, SessionInfo};
+use bytes::Bytes;
 use futures_lite::future;
 use glommio::net::TcpStream;
 use std::cell::Cell;
@@ -29,7 +31,7 @@ pub(crate) async fn serve(st: Rc<ShardState>, stream: TcpStream, peer: SocketAdd
     async move {
         let io = Conn::new(stream);
         io.set_write_timeout(Some(Duration::from_secs(st.cfg.write_timeout)));
-        if let Err(why) = serve_request(&st, &io).await {
+        if let Err(why) = serve_request(&st, &io, peer).await {
             debug!(reason = %why, "closing");
         }
         io.shutdown().await;
@@ -38,12 +40,17 @@ pub(crate) async fn serve(st: Rc<ShardState>, stream: TcpStream, peer: SocketAdd
     .await
 }
 
-async fn serve_request(st: &Rc<ShardState>, io: &Conn) -> Result<(), String> {
+async fn serve_request(st: &Rc<ShardState>, io: &Conn, peer: SocketAddr) -> Result<(), String> {
     // The request and its buffer are gone before a viewer plays: a viewer's task holds
     // only what playing needs.
     let Some((route, head_only)) = Box::pin(read_route(st, io)).await? else {
         return Ok(());
     };
+    let status = match &route {
+        Route::Reply(resp) => resp.status,
+        Route::Play(..) => 200,
+    };
+    st.stats.counters.http_response(Proto::HttpFlv, status);
     match route {
         Route::Reply(resp) => answer(io, &resp, head_only).await,
         Route::Play(..) if head_only => {
@@ -52,8 +59,17 @@ async fn serve_request(st: &Rc<ShardState>, io: &Conn) -> Result<(), String> {
             flv_response().write_stream_head(&mut head);
             io.write_all(&head).await.map_err(|e| e.to_string())
         }
-        Route::Play(key, info) => {
-            let viewer = Rc::new(Viewer::new(st.clone(), io.clone(), key));
+        Route::Play(key, info, url) => {
+            let listed = st.stats.open(SessionInfo {
+                role: Role::Player,
+                protocol: "flv",
+                key: key.clone(),
+                url,
+                stream_id: 0,
+                remote: peer.to_string(),
+                connected_at: std::time::SystemTime::now(),
+            });
+            let viewer = Rc::new(Viewer::new(st.clone(), io.clone(), key, listed));
             let watched: Rc<dyn Watched> = viewer.clone();
             st.watchlist.add(Rc::downgrade(&watched));
             viewer.run(info).await
@@ -73,9 +89,12 @@ async fn read_route(st: &Rc<ShardState>, io: &Conn) -> Result<Option<(Route, boo
         Ok(Some((req, _))) => req,
         Ok(None) => return Ok(None),
         Err(e) => {
+            st.stats
+                .counters
+                .http_response(Proto::HttpFlv, e.to_response().status);
             return answer(io, &e.to_response(), false)
                 .await
-                .and(Err(e.to_string()))
+                .and(Err(e.to_string()));
         }
     };
     Ok(Some((route(st, &req), req.method == "HEAD")))
@@ -83,7 +102,8 @@ async fn read_route(st: &Rc<ShardState>, io: &Conn) -> Result<Option<(Route, boo
 
 enum Route {
     Reply(Response),
-    Play(StreamKey, StreamInfo),
+    /// The stream, its tracks, and the URL the viewer asked for (for stats).
+    Play(StreamKey, StreamInfo, String),
 }
 
 fn route(st: &ShardState, req: &Request) -> Route {
@@ -118,7 +138,11 @@ fn route(st: &ShardState, req: &Request) -> Route {
     }
     let key = format!("{app}/{room}");
     match st.directory.get(&key) {
-        Some(info) => Route::Play(key.into(), info),
+        Some(info) => {
+            let host = req.header("Host").unwrap_or_default();
+            let url = format!("http://{host}{}", req.path);
+            Route::Play(key.into(), info, url)
+        }
         None => not_found("stream not found"),
     }
 }
@@ -151,11 +175,7 @@ async fn answer(io: &Conn, resp: &Response, head_only: bool) -> Result<(), Strin
 
 /// The FLV file header (spec E.2) with the stream's tracks, and PreviousTagSize0.
 fn flv_header(info: StreamInfo) -> [u8; 13] {
-    let flags = match (info.has_audio, info.has_video) {
-        (false, false) => 0x05, // tracks not known yet: announce both, as livego always does
-        (audio, video) => (u8::from(audio) << 2) | u8::from(video),
-    };
-    [b'F', b'L', b'V', 1, flags, 0, 0, 0, 9, 0, 0, 0, 0]
+    crate::media::flv::file_header(info.has_audio, info.has_video)
 }
 
 /// One HTTP-FLV viewer attached to the hub.
@@ -167,10 +187,12 @@ struct Viewer {
     waiting_since: Cell<Option<Instant>>,
     /// Raised by the shard's sweeper (see `timeout_reason`).
     alarm: Alarm,
+    /// This viewer in `/stat/livestat`.
+    listed: SessionGuard,
 }
 
 impl Viewer {
-    fn new(st: Rc<ShardState>, io: Conn, key: StreamKey) -> Self {
+    fn new(st: Rc<ShardState>, io: Conn, key: StreamKey, listed: SessionGuard) -> Self {
         let queue = PlayerQueue::new(st.cfg.player_queue_bytes, st.cfg.player_max_skips)
             .with_audio_merge(st.cfg.audio_merge_ms > 0)
             .with_merged_writes(st.cfg.merge_write_ms > 0);
@@ -181,6 +203,7 @@ impl Viewer {
             queue: Rc::new(std::cell::RefCell::new(queue)),
             waiting_since: Cell::new(None),
             alarm: Alarm::default(),
+            listed,
         }
     }
 
@@ -201,6 +224,13 @@ impl Viewer {
         .await;
         self.st.hub.borrow_mut().remove_player(&self.key, player);
         let dropped = self.queue.borrow().dropped();
+        let counters = &self.st.stats.counters;
+        counters
+            .dropped_ended
+            .set(counters.dropped_ended.get() + dropped);
+        if self.queue.borrow().closed().is_some() {
+            counters.slow_closed.set(counters.slow_closed.get() + 1);
+        }
         info!(shard = self.st.id, stream = %self.key, dropped, "play ended");
         outcome
     }
@@ -216,7 +246,10 @@ impl Viewer {
             for item in items.drain(..) {
                 match item {
                     Item::Raw(b) => bufs.push(b),
-                    Item::Frame(f) => f.flv_tag(&mut bufs),
+                    Item::Frame(f) => {
+                        self.listed.meter().media(f.frame.kind, f.frame.len());
+                        f.flv_tag(&mut bufs)
+                    }
                     Item::Event(StreamEvent::Published) => self.waiting_since.set(None),
                     Item::Event(StreamEvent::Unpublished) => {
                         self.waiting_since.set(Some(Instant::now()))
@@ -224,10 +257,13 @@ impl Viewer {
                 }
             }
             release_burst(&mut items);
+            let len: usize = bufs.iter().map(Bytes::len).sum();
             self.io
                 .write_all_vectored(&mut bufs)
                 .await
                 .map_err(|e| format!("write: {e}"))?;
+            self.st.stats.counters.bytes_out(Proto::HttpFlv, len);
+            self.listed.meter().wire(len);
         }
     }
 

@@ -9,14 +9,16 @@ mod hls;
 mod httpflv;
 mod io;
 pub use io::write_all_vectored;
+mod record;
 mod rtmp;
 mod tls;
 mod watch;
 
 use crate::config::{parse_listen_addr, Config};
 use crate::hls::{HlsConfig, HlsSettings, HlsSink, HlsStore};
-use crate::hub::{Directory, Hub, HubConfig, HubMsg, SharedHub};
+use crate::hub::{Directory, Hub, HubConfig, HubMsg, MeteredOutbox, SharedHub};
 use crate::keys::{KeyStore, MemoryKeyStore};
+use crate::stats::{HubFigures, Proto, ShardStats, StatsBoard};
 use futures_lite::future;
 use glommio::net::{TcpListener, TcpStream};
 use std::cell::{Cell, RefCell};
@@ -39,6 +41,10 @@ pub(crate) struct ShardState {
     next_conn: Cell<u64>,
     /// The connections whose timeouts this shard's sweeper checks.
     pub watchlist: Rc<watch::Watchlist>,
+    /// This shard's sessions and counters.
+    pub stats: Rc<ShardStats>,
+    /// Every shard's latest stats report (read by the API).
+    pub board: Arc<StatsBoard>,
 }
 
 impl ShardState {
@@ -67,6 +73,7 @@ struct Shared {
     directory: Arc<Directory>,
     hls: Arc<HlsStore>,
     hls_tls: Option<Arc<rustls::ServerConfig>>,
+    board: Arc<StatsBoard>,
 }
 
 /// Run the server until SIGINT/SIGTERM.
@@ -91,6 +98,7 @@ pub fn run(cfg: Config) -> std::io::Result<()> {
         directory: Arc::new(Directory::new()),
         hls: Arc::new(HlsStore::new()),
         hls_tls,
+        board: Arc::new(StatsBoard::new(shards)),
     };
     shards::run::<HubMsg, _, _>(options, move |ctx| {
         let shared = shared.clone();
@@ -128,6 +136,7 @@ fn reserve_listeners(cfg: &Config) -> std::io::Result<(Listeners, Vec<shards::Re
 
 async fn shard_main(ctx: shards::ShardContext<HubMsg>, shared: Shared, listeners: Listeners) {
     let mesh = Rc::new(ctx.mesh);
+    let outbox = Rc::new(MeteredOutbox::new(mesh.clone()));
     let hub_cfg = HubConfig {
         gop_num: shared.cfg.gop_num,
         gop_cache_max_bytes: shared.cfg.gop_cache_max_bytes,
@@ -136,15 +145,28 @@ async fn shard_main(ctx: shards::ShardContext<HubMsg>, shared: Shared, listeners
         ctx.id,
         ctx.count,
         hub_cfg,
-        mesh.clone(),
+        outbox.clone(),
         shared.directory.clone(),
     )));
     hub.borrow_mut().add_sink(Box::new(HlsSink::new(
         hls_settings(&shared.cfg, listeners.hls.is_some()),
         shared.hls.clone(),
     )));
+    let recorders = Rc::new(record::Recorders::default());
+    hub.borrow_mut().add_sink(Box::new(record::RecordSink::new(
+        record_settings(&shared.cfg),
+        recorders.clone(),
+    )));
     let hub_in = hub.clone();
-    mesh.spawn_receivers(move |from, msg| hub_in.borrow_mut().on_message(from, msg));
+    let received = Rc::new(Cell::new(0u64));
+    let counted = received.clone();
+    mesh.spawn_receivers(move |from, msg| {
+        counted.set(counted.get() + 1);
+        hub_in.borrow_mut().on_message(from, msg)
+    });
+    // An HLS viewer is listed while it keeps fetching: hls.js reloads the playlist about
+    // once per target duration.
+    let hls_expiry = Duration::from_secs(shared.cfg.hls_fragment * 3 + 5);
     let st = Rc::new(ShardState {
         id: ctx.id,
         cfg: shared.cfg,
@@ -155,9 +177,11 @@ async fn shard_main(ctx: shards::ShardContext<HubMsg>, shared: Shared, listeners
         hls_tls: shared.hls_tls,
         next_conn: Cell::new(0),
         watchlist: Rc::default(),
+        stats: ShardStats::new(ctx.id, hls_expiry),
+        board: shared.board,
     });
     let _sweeper = watch::spawn_sweeper(st.watchlist.clone());
-    let ticker = spawn_ticker(st.hub.clone());
+    let ticker = spawn_ticker(st.clone(), outbox, received);
     let flush_every = match st.cfg.merge_write_ms {
         0 => st.cfg.audio_merge_ms,
         ms => ms,
@@ -190,15 +214,34 @@ async fn shard_main(ctx: shards::ShardContext<HubMsg>, shared: Shared, listeners
     // Stop accepting; returning ends the executor, which drops (closes) every connection.
     drop(tasks);
     drop(ticker);
+    // Recordings end with a complete file.
+    recorders.finish_all(RECORD_FINISH).await;
     info!(shard = ctx.id, "shard stopping");
 }
 
 fn start_listener(proto: &'static str, l: TcpListener, st: Rc<ShardState>) -> glommio::Task<()> {
     match proto {
-        "rtmp" => spawn_accept(l, st, proto, rtmp::serve),
-        "httpflv" => spawn_accept(l, st, proto, httpflv::serve),
-        "hls" => spawn_accept(l, st, proto, hls::serve),
-        _ => spawn_accept(l, st, proto, api::serve),
+        "rtmp" => spawn_accept(l, st, Proto::Rtmp, rtmp::serve),
+        "httpflv" => spawn_accept(l, st, Proto::HttpFlv, httpflv::serve),
+        "hls" => spawn_accept(l, st, Proto::Hls, hls::serve),
+        _ => spawn_accept(l, st, Proto::Api, api::serve),
+    }
+}
+
+/// How long shutdown waits for recordings to reach the disk and close.
+const RECORD_FINISH: Duration = Duration::from_secs(5);
+
+/// What the record sink records: every app with `flv_archive`, else the apps with `record`.
+fn record_settings(cfg: &Config) -> record::RecordSettings {
+    record::RecordSettings {
+        dir: cfg.flv_dir.clone().into(),
+        apps: cfg
+            .server
+            .iter()
+            .filter(|a| cfg.flv_archive || a.record)
+            .map(|a| a.appname.clone())
+            .collect(),
+        max_pending_bytes: cfg.record_max_pending_bytes,
     }
 }
 
@@ -222,12 +265,28 @@ fn hls_settings(cfg: &Config, listening: bool) -> HlsSettings {
     }
 }
 
-/// Once a second, let the hub's sinks do their housekeeping (expire ended HLS streams).
-fn spawn_ticker(hub: SharedHub) -> glommio::Task<()> {
+/// Once a second, let the hub's sinks do their housekeeping (expire ended HLS streams) and
+/// publish this shard's stats report.
+fn spawn_ticker(
+    st: Rc<ShardState>,
+    outbox: Rc<MeteredOutbox>,
+    received: Rc<Cell<u64>>,
+) -> glommio::Task<()> {
     glommio::spawn_local(async move {
         loop {
             glommio::timer::sleep(Duration::from_secs(1)).await;
-            hub.borrow_mut().tick();
+            st.hub.borrow_mut().tick();
+            let (live_streams, streams, dropped_live) = st.hub.borrow().figures();
+            let figures = HubFigures {
+                live_streams,
+                streams,
+                dropped_live,
+                mesh_sent: outbox.sent.get(),
+                mesh_full: outbox.full.get(),
+                mesh_received: received.get(),
+            };
+            st.board
+                .publish(st.stats.tick(std::time::Instant::now(), figures));
         }
     })
 }
@@ -250,7 +309,7 @@ fn spawn_merge_flusher(hub: SharedHub, every_ms: u64) -> Option<glommio::Task<()
 fn spawn_accept<F, Fut>(
     listener: TcpListener,
     st: Rc<ShardState>,
-    proto: &'static str,
+    proto: Proto,
     handler: F,
 ) -> glommio::Task<()>
 where
@@ -264,14 +323,15 @@ where
                 Ok(s) => s,
                 Err(e) => {
                     // Out of descriptors and the like: back off instead of spinning.
-                    warn!(proto, error = %e, "accept failed");
+                    warn!(proto = proto.label(), error = %e, "accept failed");
                     glommio::timer::sleep(Duration::from_millis(50)).await;
                     continue;
                 }
             };
             if open.get() >= st.cfg.max_connections {
+                st.stats.counters.refused(proto);
                 warn!(
-                    proto,
+                    proto = proto.label(),
                     shard = st.id,
                     limit = st.cfg.max_connections,
                     "connection refused: limit reached"
@@ -283,11 +343,14 @@ where
                 .peer_addr()
                 .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
             open.set(open.get() + 1);
+            st.stats.counters.accepted(proto);
             let open2 = open.clone();
+            let st2 = st.clone();
             let fut = handler(st.clone(), stream, peer);
             glommio::spawn_local(async move {
                 fut.await;
                 open2.set(open2.get() - 1);
+                st2.stats.counters.closed(proto);
             })
             .detach();
         }

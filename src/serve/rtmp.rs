@@ -13,6 +13,7 @@ use crate::hub::{release_burst, Frame, Item, PlayerQueue, PubId, StreamEvent, St
 use crate::keys::{self, KeyError};
 use crate::rtmp::chunk::DecoderLimits;
 use crate::rtmp::session::{Event, ServerSession, SessionConfig};
+use crate::stats::{Proto, SessionGuard, SessionInfo};
 use bytes::Bytes;
 use futures_lite::future;
 use glommio::net::TcpStream;
@@ -68,7 +69,15 @@ struct RtmpConn {
     last_read: Cell<Instant>,
     /// Raised by the shard's sweeper when a timeout expires (see `timeout_reason`).
     alarm: Alarm,
+    peer: SocketAddr,
+    /// The `tcUrl` of `connect` (stats show `tcUrl/name` as the session's URL).
+    tc_url: RefCell<String>,
+    /// The publish or play session as `/stat/livestat` lists it.
+    listed: RefCell<Option<SessionGuard>>,
 }
+
+/// Longest `tcUrl` kept for stats.
+const MAX_TC_URL: usize = 1024;
 
 /// Why a connection ended.
 type Outcome = Result<&'static str, String>;
@@ -78,7 +87,7 @@ pub(crate) async fn serve(st: Rc<ShardState>, stream: TcpStream, peer: SocketAdd
     let conn_id = st.next_conn_id();
     let span = tracing::info_span!("rtmp", shard = st.id, conn = conn_id, %peer);
     async move {
-        let conn = Rc::new(RtmpConn::new(st.clone(), Conn::new(stream), conn_id));
+        let conn = Rc::new(RtmpConn::new(st.clone(), Conn::new(stream), conn_id, peer));
         let watched: Rc<dyn Watched> = conn.clone();
         st.watchlist.add(Rc::downgrade(&watched));
         debug!("connected");
@@ -99,7 +108,7 @@ pub(crate) async fn serve(st: Rc<ShardState>, stream: TcpStream, peer: SocketAdd
 }
 
 impl RtmpConn {
-    fn new(st: Rc<ShardState>, io: Conn, conn_id: u64) -> Self {
+    fn new(st: Rc<ShardState>, io: Conn, conn_id: u64, peer: SocketAddr) -> Self {
         let cfg = &st.cfg;
         let session = ServerSession::new(SessionConfig {
             chunk_size: cfg.rtmp_chunk_size,
@@ -131,8 +140,27 @@ impl RtmpConn {
             writing: Cell::new(false),
             last_read: Cell::new(Instant::now()),
             alarm: Alarm::default(),
+            peer,
+            tc_url: RefCell::default(),
+            listed: RefCell::default(),
             st,
         }
+    }
+
+    /// List this connection in the shard's stats as publishing or playing `key`.
+    fn list(&self, role: crate::stats::Role, key: &StreamKey, name: &str, stream_id: u32) {
+        let base = self.tc_url.borrow();
+        let url = format!("{}/{name}", base.trim_end_matches('/'));
+        let guard = self.st.stats.open(SessionInfo {
+            role,
+            protocol: "rtmp",
+            key: key.clone(),
+            url,
+            stream_id,
+            remote: self.peer.to_string(),
+            connected_at: std::time::SystemTime::now(),
+        });
+        *self.listed.borrow_mut() = Some(guard);
     }
 
     // ---- reading ----
@@ -153,6 +181,10 @@ impl RtmpConn {
                 Err(e) => return Err(format!("read: {e}")),
             };
             self.last_read.set(Instant::now());
+            self.st.stats.counters.bytes_in(Proto::Rtmp, n);
+            if let Some(listed) = &*self.listed.borrow() {
+                listed.meter().wire(n);
+            }
             let fed = self.session.borrow_mut().feed(&buf[..n], &mut events);
             self.flush_session();
             if let Err(e) = fed {
@@ -219,6 +251,11 @@ impl RtmpConn {
             return Err(format!("connect to unknown or disabled app `{app}`"));
         }
         debug!(app = %app, tc_url, "connect");
+        let mut kept = tc_url.to_owned();
+        if kept.len() > MAX_TC_URL {
+            kept.truncate(kept.floor_char_boundary(MAX_TC_URL));
+        }
+        *self.tc_url.borrow_mut() = kept;
         self.session.borrow_mut().accept_connect();
         *self.app.borrow_mut() = Some(app);
         Ok(())
@@ -252,6 +289,7 @@ impl RtmpConn {
         let key: StreamKey = format!("{app}/{room}").into();
         let id = self.st.hub.borrow_mut().start_publish(&key, self.conn_id);
         self.session.borrow_mut().accept_publish(stream_id, &room);
+        self.list(crate::stats::Role::Publisher, &key, &room, stream_id);
         info!(shard = self.st.id, stream = %key, "publish started");
         *self.role.borrow_mut() = Role::Publisher {
             key,
@@ -295,6 +333,7 @@ impl RtmpConn {
             .add_player(&key, self.queue.clone());
         let live = self.st.hub.borrow().is_live(&key);
         self.waiting_since.set((!live).then(Instant::now));
+        self.list(crate::stats::Role::Player, &key, &name, stream_id);
         info!(shard = self.st.id, stream = %key, live, "play started");
         *self.role.borrow_mut() = Role::Player { key, player };
         Ok(())
@@ -311,6 +350,9 @@ impl RtmpConn {
             return;
         }
         let keyframe = is_video && frame.keyframe;
+        if let Some(listed) = &*self.listed.borrow() {
+            listed.meter().media(frame.kind, frame.len());
+        }
         let sent = self.st.hub.borrow_mut().publish_frame(key, *id, frame);
         if !sent {
             if !*resync {
@@ -324,6 +366,7 @@ impl RtmpConn {
 
     /// Stop publishing or playing, if doing either.
     fn leave(&self) {
+        self.listed.borrow_mut().take();
         let role = std::mem::replace(&mut *self.role.borrow_mut(), Role::None);
         match role {
             Role::Publisher { key, id, .. } => {
@@ -333,6 +376,13 @@ impl RtmpConn {
             Role::Player { key, player } => {
                 self.st.hub.borrow_mut().remove_player(&key, player);
                 let dropped = self.queue.borrow().dropped();
+                let counters = &self.st.stats.counters;
+                counters
+                    .dropped_ended
+                    .set(counters.dropped_ended.get() + dropped);
+                if self.queue.borrow().closed().is_some() {
+                    counters.slow_closed.set(counters.slow_closed.get() + 1);
+                }
                 info!(shard = self.st.id, stream = %key, dropped, "play ended");
             }
             Role::None => {}
@@ -351,11 +401,17 @@ impl RtmpConn {
             }
             self.gather(&mut items, &mut bufs);
             release_burst(&mut items);
+            let len: usize = bufs.iter().map(Bytes::len).sum();
             self.writing.set(true);
             let written = self.io.write_all_vectored(&mut bufs).await;
             self.writing.set(false);
             match written {
-                Ok(()) => {}
+                Ok(()) => {
+                    self.st.stats.counters.bytes_out(Proto::Rtmp, len);
+                    if let Some(listed) = &*self.listed.borrow() {
+                        listed.meter().wire(len);
+                    }
+                }
                 Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
                     return Err(format!(
                         "peer accepted nothing for {} s (write_timeout)",
@@ -372,10 +428,16 @@ impl RtmpConn {
     fn gather(&self, items: &mut Vec<Item>, bufs: &mut Vec<Bytes>) {
         let chunk_size = self.session.borrow().out_chunk_size();
         let stream_id = self.play_stream.get();
+        let listed = self.listed.borrow();
         for item in items.drain(..) {
             match item {
                 Item::Raw(b) => bufs.push(b),
-                Item::Frame(f) => f.rtmp_chunks(chunk_size, stream_id, bufs),
+                Item::Frame(f) => {
+                    if let Some(listed) = &*listed {
+                        listed.meter().media(f.frame.kind, f.frame.len());
+                    }
+                    f.rtmp_chunks(chunk_size, stream_id, bufs)
+                }
                 Item::Event(e) => {
                     self.on_stream_event(e, stream_id);
                     if let Some(b) = self.session.borrow_mut().take_output() {

@@ -1,0 +1,477 @@
+//! Statistics and metrics: who publishes and plays what, how fast, and what each shard did.
+//!
+//! Each shard keeps its own [`ShardStats`]: a registry of sessions (publishers and players of
+//! every protocol) with their byte meters, and plain counters. Meters and counters are
+//! `Cell`s bumped by the connection that owns them: no lock, no cross-shard traffic per
+//! packet. Once a second each shard samples its meters (for the speeds) and publishes a
+//! [`ShardReport`] to the process-wide [`StatsBoard`]; `/stat/livestat` and `/metrics` read
+//! the board, so their answers gather every shard and are at most one tick old.
+//!
+//! livego's `/stat/livestat` (livego.md §9) lists RTMP sessions only, reports speeds that go
+//! stale when packets stop, and prints `null` for empty lists. Here every protocol is
+//! listed, speeds are taken over a sliding window (an idle stream shows 0), and empty lists
+//! are `[]`.
+
+mod report;
+mod time;
+
+pub use report::{livestat, metrics_text, LivestatError};
+pub use time::rfc3339;
+
+use crate::hub::StreamKey;
+use crate::media::MediaKind;
+use ahash::AHashMap;
+use serde::Serialize;
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::net::IpAddr;
+use std::rc::{Rc, Weak};
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime};
+
+/// Length of the window speeds are averaged over.
+pub const SPEED_WINDOW: Duration = Duration::from_secs(5);
+
+/// The listeners, as metrics label them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Proto {
+    Rtmp,
+    HttpFlv,
+    Hls,
+    Api,
+}
+
+impl Proto {
+    pub const ALL: [Proto; 4] = [Proto::Rtmp, Proto::HttpFlv, Proto::Hls, Proto::Api];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Proto::Rtmp => "rtmp",
+            Proto::HttpFlv => "httpflv",
+            Proto::Hls => "hls",
+            Proto::Api => "api",
+        }
+    }
+
+    /// The listener named `name` (`serve`'s listener names).
+    pub fn from_label(name: &str) -> Option<Proto> {
+        Proto::ALL.into_iter().find(|p| p.label() == name)
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// Whether a session feeds a stream or consumes one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Publisher,
+    Player,
+}
+
+/// What a session is, fixed when it starts.
+#[derive(Debug, Clone)]
+pub struct SessionInfo {
+    pub role: Role,
+    /// `rtmp`, `flv`, `hls`, or a relay kind.
+    pub protocol: &'static str,
+    pub key: StreamKey,
+    /// The URL the client used (livego: tcUrl + "/" + name).
+    pub url: String,
+    /// The RTMP message stream id (0 for HTTP sessions).
+    pub stream_id: u32,
+    /// The peer's address (`ip:port`; just the ip for HLS, whose requests come over several
+    /// connections).
+    pub remote: String,
+    pub connected_at: SystemTime,
+}
+
+/// Bytes a session moved, by kind. Bumped by the owning connection only.
+#[derive(Debug, Default)]
+pub struct Meter {
+    video: Cell<u64>,
+    audio: Cell<u64>,
+    /// Every byte, container and protocol overhead included (the only figure for HLS, whose
+    /// segments mix both tracks).
+    total: Cell<u64>,
+}
+
+impl Meter {
+    /// Count one media message's payload (livego counts the FLV tag body; data messages are
+    /// neither video nor audio here, where livego counted them as audio).
+    pub fn media(&self, kind: MediaKind, len: usize) {
+        let cell = match kind {
+            MediaKind::Video => &self.video,
+            MediaKind::Audio => &self.audio,
+            MediaKind::Data => return,
+        };
+        cell.set(cell.get() + len as u64);
+    }
+
+    /// Count bytes on the wire.
+    pub fn wire(&self, len: usize) {
+        self.total.set(self.total.get() + len as u64);
+    }
+
+    fn totals(&self) -> Totals {
+        Totals {
+            video: self.video.get(),
+            audio: self.audio.get(),
+            total: self.total.get(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Totals {
+    video: u64,
+    audio: u64,
+    total: u64,
+}
+
+/// Samples of a meter, one per tick, spanning [`SPEED_WINDOW`].
+#[derive(Debug, Default)]
+struct SpeedWindow {
+    samples: VecDeque<(Instant, Totals)>,
+}
+
+/// kbit/s, as livego reports them (its field is misnamed `SpeedInBytesperMS`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Speeds {
+    video: u64,
+    audio: u64,
+    total: u64,
+}
+
+impl SpeedWindow {
+    fn sample(&mut self, now: Instant, t: Totals) {
+        self.samples.push_back((now, t));
+        while self
+            .samples
+            .get(1)
+            .is_some_and(|(at, _)| now.saturating_duration_since(*at) >= SPEED_WINDOW)
+        {
+            self.samples.pop_front();
+        }
+    }
+
+    fn speeds(&self) -> Speeds {
+        let (Some((t0, a)), Some((t1, b))) = (self.samples.front(), self.samples.back()) else {
+            return Speeds::default();
+        };
+        let ms = t1.saturating_duration_since(*t0).as_millis() as u64;
+        if ms == 0 {
+            return Speeds::default();
+        }
+        let kbps = |x: u64, y: u64| y.saturating_sub(x) * 8 / ms;
+        Speeds {
+            video: kbps(a.video, b.video),
+            audio: kbps(a.audio, b.audio),
+            total: kbps(a.total, b.total),
+        }
+    }
+}
+
+/// One session as `/stat/livestat` lists it: livego's fields, then ours.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct SessionReport {
+    pub key: String,
+    pub url: String,
+    pub stream_id: u32,
+    pub video_total_bytes: u64,
+    pub video_speed: u64,
+    pub audio_total_bytes: u64,
+    pub audio_speed: u64,
+    pub total_bytes: u64,
+    pub speed: u64,
+    pub protocol: &'static str,
+    pub shard: usize,
+    pub remote: String,
+    pub connected_at: String,
+    #[serde(skip)]
+    pub role: Role,
+}
+
+struct Entry {
+    info: SessionInfo,
+    meter: Rc<Meter>,
+    window: SpeedWindow,
+}
+
+impl Entry {
+    fn new(info: SessionInfo, meter: Rc<Meter>) -> Self {
+        Entry {
+            info,
+            meter,
+            window: SpeedWindow::default(),
+        }
+    }
+
+    fn report(&self, shard: usize) -> SessionReport {
+        let t = self.meter.totals();
+        let s = self.window.speeds();
+        SessionReport {
+            key: self.info.key.to_string(),
+            url: self.info.url.clone(),
+            stream_id: self.info.stream_id,
+            video_total_bytes: t.video,
+            video_speed: s.video,
+            audio_total_bytes: t.audio,
+            audio_speed: s.audio,
+            total_bytes: t.total,
+            speed: s.total,
+            protocol: self.info.protocol,
+            shard,
+            remote: self.info.remote.clone(),
+            connected_at: rfc3339(self.info.connected_at),
+            role: self.info.role,
+        }
+    }
+}
+
+/// An HLS viewer: recognised by stream and client address, gone after `expiry` without a
+/// request.
+struct HlsViewer {
+    entry: Entry,
+    last_seen: Instant,
+}
+
+/// A session's registration; dropping it removes the session from the registry.
+pub struct SessionGuard {
+    meter: Rc<Meter>,
+    id: u64,
+    stats: Weak<ShardStats>,
+}
+
+impl SessionGuard {
+    pub fn meter(&self) -> &Meter {
+        &self.meter
+    }
+}
+
+impl Drop for SessionGuard {
+    fn drop(&mut self) {
+        if let Some(stats) = self.stats.upgrade() {
+            stats.sessions.borrow_mut().remove(&self.id);
+        }
+    }
+}
+
+/// One shard's sessions and counters.
+pub struct ShardStats {
+    shard: usize,
+    sessions: RefCell<AHashMap<u64, Entry>>,
+    next_session: Cell<u64>,
+    hls: RefCell<AHashMap<(StreamKey, IpAddr), HlsViewer>>,
+    hls_expiry: Duration,
+    pub counters: Counters,
+}
+
+/// Plain per-shard counters (see [`metrics_text`] for their meaning).
+#[derive(Debug, Default)]
+pub struct Counters {
+    open: [Cell<u64>; 4],
+    accepted: [Cell<u64>; 4],
+    refused: [Cell<u64>; 4],
+    bytes_in: [Cell<u64>; 4],
+    bytes_out: [Cell<u64>; 4],
+    /// Players closed because they could not keep up.
+    pub slow_closed: Cell<u64>,
+    /// Frames skipped for players that fell behind, over ended players (live ones are
+    /// added at report time).
+    pub dropped_ended: Cell<u64>,
+    http: RefCell<AHashMap<(Proto, u16), u64>>,
+}
+
+fn bump(c: &Cell<u64>, n: u64) {
+    c.set(c.get() + n);
+}
+
+impl Counters {
+    pub fn accepted(&self, p: Proto) {
+        bump(&self.accepted[p.index()], 1);
+        bump(&self.open[p.index()], 1);
+    }
+
+    pub fn closed(&self, p: Proto) {
+        let c = &self.open[p.index()];
+        c.set(c.get().saturating_sub(1));
+    }
+
+    pub fn refused(&self, p: Proto) {
+        bump(&self.refused[p.index()], 1);
+    }
+
+    pub fn bytes_in(&self, p: Proto, n: usize) {
+        bump(&self.bytes_in[p.index()], n as u64);
+    }
+
+    pub fn bytes_out(&self, p: Proto, n: usize) {
+        bump(&self.bytes_out[p.index()], n as u64);
+    }
+
+    pub fn http_response(&self, p: Proto, status: u16) {
+        *self.http.borrow_mut().entry((p, status)).or_default() += 1;
+    }
+
+    fn per_proto(cells: &[Cell<u64>; 4]) -> [u64; 4] {
+        std::array::from_fn(|i| cells[i].get())
+    }
+}
+
+/// What the hub contributes to a report (it owns the streams and the mesh).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HubFigures {
+    /// Streams this shard is home of with a live publisher.
+    pub live_streams: u64,
+    /// Streams this shard knows (home or replica).
+    pub streams: u64,
+    /// Frames skipped for the live players of this shard.
+    pub dropped_live: u64,
+    pub mesh_sent: u64,
+    pub mesh_full: u64,
+    pub mesh_received: u64,
+}
+
+/// A shard's figures at one tick.
+#[derive(Debug, Clone, Default)]
+pub struct ShardReport {
+    pub shard: usize,
+    pub sessions: Vec<SessionReport>,
+    pub open: [u64; 4],
+    pub accepted: [u64; 4],
+    pub refused: [u64; 4],
+    pub bytes_in: [u64; 4],
+    pub bytes_out: [u64; 4],
+    pub slow_closed: u64,
+    pub dropped_frames: u64,
+    pub http: Vec<(Proto, u16, u64)>,
+    pub hub: HubFigures,
+}
+
+impl ShardStats {
+    /// `hls_expiry`: how long an HLS viewer stays listed after its last request.
+    pub fn new(shard: usize, hls_expiry: Duration) -> Rc<Self> {
+        Rc::new(ShardStats {
+            shard,
+            sessions: RefCell::default(),
+            next_session: Cell::new(0),
+            hls: RefCell::default(),
+            hls_expiry,
+            counters: Counters::default(),
+        })
+    }
+
+    /// Register a session; it is listed until the guard is dropped.
+    pub fn open(self: &Rc<Self>, info: SessionInfo) -> SessionGuard {
+        let id = self.next_session.get() + 1;
+        self.next_session.set(id);
+        let meter = Rc::new(Meter::default());
+        let entry = Entry::new(info, meter.clone());
+        self.sessions.borrow_mut().insert(id, entry);
+        SessionGuard {
+            meter,
+            id,
+            stats: Rc::downgrade(self),
+        }
+    }
+
+    /// An HLS request of `key` from `ip` moved `bytes` (a playlist or a segment).
+    pub fn hls_request(&self, key: &StreamKey, ip: IpAddr, url: &str, bytes: usize, now: Instant) {
+        let mut hls = self.hls.borrow_mut();
+        let viewer = hls.entry((key.clone(), ip)).or_insert_with(|| HlsViewer {
+            entry: Entry::new(
+                SessionInfo {
+                    role: Role::Player,
+                    protocol: "hls",
+                    key: key.clone(),
+                    url: url.to_owned(),
+                    stream_id: 0,
+                    remote: ip.to_string(),
+                    connected_at: SystemTime::now(),
+                },
+                Rc::default(),
+            ),
+            last_seen: now,
+        });
+        viewer.last_seen = now;
+        viewer.entry.meter.wire(bytes);
+    }
+
+    /// Sample every meter, forget HLS viewers that went quiet, and report.
+    pub fn tick(&self, now: Instant, hub: HubFigures) -> ShardReport {
+        for e in self.sessions.borrow_mut().values_mut() {
+            let t = e.meter.totals();
+            e.window.sample(now, t);
+        }
+        let mut hls = self.hls.borrow_mut();
+        hls.retain(|_, v| now.saturating_duration_since(v.last_seen) < self.hls_expiry);
+        for v in hls.values_mut() {
+            let t = v.entry.meter.totals();
+            v.entry.window.sample(now, t);
+        }
+        let sessions = self.sessions.borrow();
+        let all = sessions.values().chain(hls.values().map(|v| &v.entry));
+        let c = &self.counters;
+        let mut http: Vec<_> = c
+            .http
+            .borrow()
+            .iter()
+            .map(|(k, n)| (k.0, k.1, *n))
+            .collect();
+        http.sort_by_key(|(p, s, _)| (p.index(), *s));
+        ShardReport {
+            shard: self.shard,
+            sessions: all.map(|e| e.report(self.shard)).collect(),
+            open: Counters::per_proto(&c.open),
+            accepted: Counters::per_proto(&c.accepted),
+            refused: Counters::per_proto(&c.refused),
+            bytes_in: Counters::per_proto(&c.bytes_in),
+            bytes_out: Counters::per_proto(&c.bytes_out),
+            slow_closed: c.slow_closed.get(),
+            dropped_frames: c.dropped_ended.get() + hub.dropped_live,
+            http,
+            hub,
+        }
+    }
+}
+
+/// The latest report of every shard: the only shared state of statistics, written once per
+/// tick by each shard and read by the API.
+pub struct StatsBoard {
+    reports: Mutex<Vec<ShardReport>>,
+}
+
+impl StatsBoard {
+    pub fn new(shards: usize) -> Self {
+        let reports = (0..shards)
+            .map(|shard| ShardReport {
+                shard,
+                ..ShardReport::default()
+            })
+            .collect();
+        StatsBoard {
+            reports: Mutex::new(reports),
+        }
+    }
+
+    pub fn publish(&self, report: ShardReport) {
+        let mut reports = self.reports.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(slot) = reports.get_mut(report.shard) {
+            *slot = report;
+        }
+    }
+
+    /// A copy of every shard's latest report.
+    pub fn reports(&self) -> Vec<ShardReport> {
+        self.reports
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,299 @@
+//! Rendering the shards' reports: `/stat/livestat` JSON and `/metrics` text.
+
+use super::{Proto, Role, SessionReport, ShardReport};
+use serde_json::{json, Value};
+use std::fmt::Write;
+
+/// Why `/stat/livestat?room=` has nothing to show.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LivestatError {
+    /// No publisher or player of that stream (livego's 404 text).
+    RoomNotFound,
+}
+
+/// livego's `data` object: `{"publishers":[...],"players":[...]}` over every shard, only the
+/// stream `room` (`app/room`) when given.
+pub fn livestat(reports: &[ShardReport], room: Option<&str>) -> Result<Value, LivestatError> {
+    let sessions: Vec<&SessionReport> = reports
+        .iter()
+        .flat_map(|r| &r.sessions)
+        .filter(|s| room.is_none_or(|k| s.key == k))
+        .collect();
+    if room.is_some() && sessions.is_empty() {
+        return Err(LivestatError::RoomNotFound);
+    }
+    let mut sessions = merge_hls(sessions);
+    sessions.sort_by(|a, b| {
+        (&a.key, &a.connected_at, &a.remote).cmp(&(&b.key, &b.connected_at, &b.remote))
+    });
+    let of = |role| -> Vec<&SessionReport> { sessions.iter().filter(|s| s.role == role).collect() };
+    Ok(json!({ "publishers": of(Role::Publisher), "players": of(Role::Player) }))
+}
+
+/// An HLS viewer's requests come over several connections, which may land on different
+/// shards: list it once, with its figures summed (shard: where it was first seen).
+fn merge_hls(sessions: Vec<&SessionReport>) -> Vec<SessionReport> {
+    let mut out: Vec<SessionReport> = Vec::with_capacity(sessions.len());
+    let mut hls: ahash::AHashMap<(&str, &str), usize> = ahash::AHashMap::new();
+    for s in sessions {
+        if s.protocol != "hls" {
+            out.push(s.clone());
+            continue;
+        }
+        match hls.get(&(s.key.as_str(), s.remote.as_str())) {
+            Some(&i) => {
+                let m = &mut out[i];
+                m.total_bytes += s.total_bytes;
+                m.speed += s.speed;
+                if s.connected_at < m.connected_at {
+                    m.connected_at.clone_from(&s.connected_at);
+                    m.shard = s.shard;
+                }
+            }
+            None => {
+                hls.insert((&s.key, &s.remote), out.len());
+                out.push(s.clone());
+            }
+        }
+    }
+    out
+}
+
+/// One metric family: HELP, TYPE, then its samples.
+struct Family<'a> {
+    out: &'a mut String,
+}
+
+impl Family<'_> {
+    fn start<'a>(out: &'a mut String, name: &str, kind: &str, help: &str) -> Family<'a> {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        Family { out }
+    }
+
+    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: u64) {
+        let labels: Vec<String> = labels
+            .iter()
+            .map(|(k, v)| format!("{k}=\"{}\"", escape_label(v)))
+            .collect();
+        let _ = writeln!(self.out, "{name}{{{}}} {value}", labels.join(","));
+    }
+}
+
+/// A label value as the text format wants it (backslash, quote and newline escaped).
+fn escape_label(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// A family with one sample per (listener, shard).
+fn per_proto(
+    out: &mut String,
+    reports: &[ShardReport],
+    (name, kind, help): (&str, &str, &str),
+    field: fn(&ShardReport) -> &[u64; 4],
+) {
+    let mut f = Family::start(out, name, kind, help);
+    for r in reports {
+        let shard = r.shard.to_string();
+        for p in Proto::ALL {
+            let v = field(r)[p as usize];
+            f.sample(name, &[("protocol", p.label()), ("shard", &shard)], v);
+        }
+    }
+}
+
+/// A family with one sample per shard.
+fn per_shard(
+    out: &mut String,
+    reports: &[ShardReport],
+    (name, kind, help): (&str, &str, &str),
+    field: fn(&ShardReport) -> u64,
+) {
+    let mut f = Family::start(out, name, kind, help);
+    for r in reports {
+        f.sample(name, &[("shard", &r.shard.to_string())], field(r));
+    }
+}
+
+/// Every shard's figures in the Prometheus text format (version 0.0.4).
+pub fn metrics_text(reports: &[ShardReport]) -> String {
+    let mut out = String::new();
+    let o = &mut out;
+    per_proto(
+        o,
+        reports,
+        (
+            "shardcast_connections",
+            "gauge",
+            "Open connections, by listener and shard.",
+        ),
+        |r| &r.open,
+    );
+    per_proto(
+        o,
+        reports,
+        (
+            "shardcast_connections_accepted_total",
+            "counter",
+            "Connections accepted.",
+        ),
+        |r| &r.accepted,
+    );
+    per_proto(
+        o,
+        reports,
+        (
+            "shardcast_connections_refused_total",
+            "counter",
+            "Connections refused at max_connections.",
+        ),
+        |r| &r.refused,
+    );
+    per_proto(
+        o,
+        reports,
+        (
+            "shardcast_received_bytes_total",
+            "counter",
+            "Bytes read from peers.",
+        ),
+        |r| &r.bytes_in,
+    );
+    per_proto(
+        o,
+        reports,
+        (
+            "shardcast_sent_bytes_total",
+            "counter",
+            "Bytes written to peers.",
+        ),
+        |r| &r.bytes_out,
+    );
+    sessions(o, reports);
+    per_shard(
+        o,
+        reports,
+        (
+            "shardcast_streams",
+            "gauge",
+            "Streams a shard holds (home or replica).",
+        ),
+        |r| r.hub.streams,
+    );
+    per_shard(
+        o,
+        reports,
+        (
+            "shardcast_live_streams",
+            "gauge",
+            "Streams with a live publisher, on their home shard.",
+        ),
+        |r| r.hub.live_streams,
+    );
+    per_shard(
+        o,
+        reports,
+        (
+            "shardcast_dropped_frames_total",
+            "counter",
+            "Frames skipped for players that fell behind.",
+        ),
+        |r| r.dropped_frames,
+    );
+    per_shard(
+        o,
+        reports,
+        (
+            "shardcast_slow_players_closed_total",
+            "counter",
+            "Players closed because they could not keep up.",
+        ),
+        |r| r.slow_closed,
+    );
+    per_shard(
+        o,
+        reports,
+        (
+            "shardcast_mesh_sent_total",
+            "counter",
+            "Messages sent to other shards.",
+        ),
+        |r| r.hub.mesh_sent,
+    );
+    per_shard(
+        o,
+        reports,
+        (
+            "shardcast_mesh_received_total",
+            "counter",
+            "Messages received from other shards.",
+        ),
+        |r| r.hub.mesh_received,
+    );
+    per_shard(
+        o,
+        reports,
+        (
+            "shardcast_mesh_full_total",
+            "counter",
+            "Media messages not sent because the peer shard's channel was full.",
+        ),
+        |r| r.hub.mesh_full,
+    );
+    http_responses(o, reports);
+    out
+}
+
+/// Sessions by role and protocol.
+fn sessions(out: &mut String, reports: &[ShardReport]) {
+    let name = "shardcast_sessions";
+    let mut f = Family::start(out, name, "gauge", "Publishing and playing sessions.");
+    for r in reports {
+        let mut counts: Vec<((&str, &str), u64)> = Vec::new();
+        for s in &r.sessions {
+            let role = match s.role {
+                Role::Publisher => "publisher",
+                Role::Player => "player",
+            };
+            match counts.iter_mut().find(|(k, _)| *k == (role, s.protocol)) {
+                Some((_, n)) => *n += 1,
+                None => counts.push(((role, s.protocol), 1)),
+            }
+        }
+        counts.sort();
+        let shard = r.shard.to_string();
+        for ((role, protocol), n) in counts {
+            f.sample(
+                name,
+                &[("role", role), ("protocol", protocol), ("shard", &shard)],
+                n,
+            );
+        }
+    }
+}
+
+fn http_responses(out: &mut String, reports: &[ShardReport]) {
+    let name = "shardcast_http_responses_total";
+    let mut f = Family::start(
+        out,
+        name,
+        "counter",
+        "HTTP responses, by listener and status.",
+    );
+    for r in reports {
+        let shard = r.shard.to_string();
+        for (p, status, n) in &r.http {
+            let status = status.to_string();
+            f.sample(
+                name,
+                &[
+                    ("listener", p.label()),
+                    ("status", &status),
+                    ("shard", &shard),
+                ],
+                *n,
+            );
+        }
+    }
+}
