@@ -12,6 +12,8 @@
 //!
 //! The store is called synchronously: when `keys.is_blocking()`, run [`handle`] off the executor.
 
+pub mod jwt;
+
 use serde_json::Value;
 
 use crate::http::{preflight, Request, Response};
