@@ -13,6 +13,7 @@
 //! The store is called synchronously: when `keys.is_blocking()`, run [`handle`] off the executor.
 
 pub mod jwt;
+pub mod statics;
 
 use serde_json::Value;
 
