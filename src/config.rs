@@ -17,6 +17,8 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;
 
 use clap::{error::ErrorKind, Arg, ArgMatches, Command};
+
+use crate::api::jwt::{self, JwtAuth, JwtKey};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -124,6 +126,10 @@ const KEYS: &[(&str, &str)] = &[
         "Seconds an idle HTTP keep-alive connection is kept",
     ),
     (
+        "statics_dir",
+        "Directory served at /statics/ on the API listener; empty = off",
+    ),
+    (
         "redis_addr",
         "Redis address for room keys; empty = in memory",
     ),
@@ -160,9 +166,16 @@ const KEYS: &[(&str, &str)] = &[
     ("hls_key", "HLS HTTPS private key file (PEM)"),
     (
         "jwt.secret",
-        "API JWT secret; empty = API without authentication",
+        "API JWT secret (HS256, HS384, HS512); empty = none",
     ),
-    ("jwt.algorithm", "API JWT algorithm: HS256, HS384 or HS512"),
+    (
+        "jwt.public_key",
+        "PEM public key file verifying API JWTs (RS*, PS*, ES256, ES384, EdDSA); empty = none",
+    ),
+    (
+        "jwt.algorithm",
+        "API JWT algorithm; empty = HS256, or inferred from jwt.public_key",
+    ),
 ];
 
 /// Text after the flag list of `--help`.
@@ -254,6 +267,8 @@ pub struct Config {
     pub http_header_timeout: u64,
     /// Seconds an idle keep-alive connection is kept.
     pub http_keepalive_timeout: u64,
+    /// Directory served at `/statics/` on the API listener; empty = off.
+    pub statics_dir: String,
     /// Redis address for room keys; empty = in memory.
     pub redis_addr: String,
     /// Redis password.
@@ -281,14 +296,36 @@ pub struct Config {
     pub notes: Vec<String>,
 }
 
-/// API authentication settings (`[jwt]`).
+/// API authentication settings (`[jwt]`). With `secret` or `public_key` set, every API
+/// request needs a valid token (see [`crate::api::jwt`]).
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Jwt {
-    /// Non-empty: every API request needs a JWT signed with this secret.
+    /// Non-empty: tokens are HMAC-signed (HS256, HS384, HS512) with this secret.
     pub secret: String,
-    /// HS256, HS384 or HS512 (normalized; livego's empty value means HS256).
+    /// The one algorithm tokens must use, normalized (`RS256`, `EdDSA`...). Empty in the
+    /// sources means HS256 with a secret, or the public key's natural algorithm.
     pub algorithm: String,
+    /// Non-empty: path of a PEM public key; tokens are signed with its private key.
+    pub public_key: String,
+    /// The text of `public_key`, read while loading; not a config key.
+    #[serde(skip)]
+    pub public_key_pem: String,
+}
+
+impl Jwt {
+    /// The API's token check, `None` when neither `secret` nor `public_key` is set. Expects a
+    /// loaded config (which has read the key file); errors otherwise, never panics.
+    pub fn auth(&self) -> Result<Option<JwtAuth>, String> {
+        let key = if !self.public_key.is_empty() {
+            JwtKey::PublicPem(&self.public_key_pem)
+        } else if !self.secret.is_empty() {
+            JwtKey::Secret(self.secret.as_bytes())
+        } else {
+            return Ok(None);
+        };
+        JwtAuth::new(&self.algorithm, key).map(Some)
+    }
 }
 
 /// One application, the first path segment of `rtmp://host/{app}/{room}` (livego's
@@ -369,6 +406,7 @@ impl Config {
         layers.apply_flags(&matches)?;
         let mut config = layers.deserialize()?;
         notes.extend(validate(&mut config, &layers.origins)?);
+        notes.extend(check_jwt(&mut config.jwt, &layers.origins, read)?);
         config.notes = notes;
         Ok(config)
     }
@@ -804,8 +842,8 @@ fn check_app(entry: Value, shape: &Tree) -> Result<Value, String> {
     Ok(Value::Object(app))
 }
 
-/// Check the merged configuration and normalize `level` and `jwt.algorithm`.
-/// Returns warnings that do not stop start-up.
+/// Check the merged configuration and normalize `level`. Returns warnings that do not stop
+/// start-up. (`[jwt]` is checked by [`check_jwt`], which reads the key file.)
 fn validate(config: &mut Config, origins: &Origins) -> Result<Vec<String>, ConfigError> {
     check_listeners(config, origins)?;
     config.level = normalize_level(&config.level)
@@ -819,13 +857,6 @@ fn validate(config: &mut Config, origins: &Origins) -> Result<Vec<String>, Confi
             )
         })?
         .to_owned();
-    config.jwt.algorithm = normalize_algorithm(&config.jwt.algorithm).ok_or_else(|| {
-        let reason = format!(
-            "`{}` is not supported (HS256, HS384, HS512)",
-            config.jwt.algorithm
-        );
-        origins.error("jwt.algorithm", reason)
-    })?;
     check_ranges(config, origins)?;
     check_files(config, origins)?;
     check_app_list(&config.server, origins)?;
@@ -879,13 +910,74 @@ fn normalize_level(level: &str) -> Option<&'static str> {
     }
 }
 
-/// HMAC JWT algorithms (livego could verify no other); empty means HS256 as in livego.
-fn normalize_algorithm(algorithm: &str) -> Option<String> {
-    match algorithm.to_ascii_uppercase().as_str() {
-        "" => Some("HS256".to_owned()),
-        name @ ("HS256" | "HS384" | "HS512") => Some(name.to_owned()),
-        _ => None,
+/// Shortest `jwt.secret` not warned about: HS256's key length (RFC 7518 §3.2).
+const MIN_SECRET_BYTES: usize = 32;
+
+/// Check `[jwt]`: one key source at most, an algorithm that fits it, and (with `public_key`) a
+/// readable, usable PEM public key, whose text is kept. Normalizes `algorithm`: empty means
+/// HS256 with a secret (livego) and the key's natural algorithm with a public key.
+fn check_jwt(
+    cfg: &mut Jwt,
+    origins: &Origins,
+    read: &dyn Fn(&Path) -> io::Result<String>,
+) -> Result<Vec<String>, ConfigError> {
+    let named = match cfg.algorithm.as_str() {
+        "" => None,
+        name => Some(jwt::normalize_algorithm(name).ok_or_else(|| {
+            let supported = jwt::ALGORITHMS.join(", ");
+            origins.error(
+                "jwt.algorithm",
+                format!("`{name}` is not supported ({supported})"),
+            )
+        })?),
+    };
+    if !cfg.secret.is_empty() && !cfg.public_key.is_empty() {
+        return Err(origins.error(
+            "jwt.public_key",
+            "set either jwt.secret or jwt.public_key, not both",
+        ));
     }
+    if cfg.public_key.is_empty() {
+        return check_jwt_secret(cfg, named, origins);
+    }
+    let path = cfg.public_key.clone();
+    let key_error = |reason: String| origins.error("jwt.public_key", format!("{path}: {reason}"));
+    let pem = read(Path::new(&path)).map_err(|e| key_error(e.to_string()))?;
+    let kind = jwt::public_key_kind(&pem).map_err(key_error)?;
+    let algorithm = named.unwrap_or(kind.default_algorithm());
+    cfg.algorithm = algorithm.to_owned();
+    cfg.public_key_pem = pem;
+    match cfg.auth() {
+        Ok(_) => Ok(Vec::new()),
+        Err(reason) if jwt::is_hmac(algorithm) || !kind.fits(algorithm) => {
+            Err(origins.error("jwt.algorithm", reason))
+        }
+        Err(reason) => Err(key_error(reason)),
+    }
+}
+
+/// `[jwt]` without a public key: an HMAC algorithm (HS256 when empty).
+fn check_jwt_secret(
+    cfg: &mut Jwt,
+    named: Option<&'static str>,
+    origins: &Origins,
+) -> Result<Vec<String>, ConfigError> {
+    let algorithm = named.unwrap_or("HS256");
+    if !jwt::is_hmac(algorithm) {
+        return Err(origins.error(
+            "jwt.algorithm",
+            format!("{algorithm} needs jwt.public_key (a PEM public key file)"),
+        ));
+    }
+    cfg.algorithm = algorithm.to_owned();
+    let mut notes = Vec::new();
+    if !cfg.secret.is_empty() && cfg.secret.len() < MIN_SECRET_BYTES {
+        notes.push(format!(
+            "jwt.secret is shorter than {MIN_SECRET_BYTES} bytes: tokens signed with it can be \
+             brute-forced offline"
+        ));
+    }
+    Ok(notes)
 }
 
 /// Numeric keys and their accepted ranges (unsigned keys not listed accept any value).
@@ -1102,13 +1194,9 @@ mod tests {
             ("tmp", "server.crt", "server.key")
         );
         assert!(c.enable_tls_verify && !c.enable_rtmps && !c.use_hls_https && !c.flv_archive);
-        assert_eq!(
-            c.jwt,
-            Jwt {
-                secret: String::new(),
-                algorithm: "HS256".into()
-            }
-        );
+        assert_eq!(c.jwt, jwt_with("", "HS256"));
+        assert_eq!(c.statics_dir, "statics");
+        assert!(matches!(c.jwt.auth(), Ok(None)));
         let live = App {
             appname: "live".into(),
             live: true,
@@ -1211,13 +1299,7 @@ mod tests {
             ),
             (":1936", "", "")
         );
-        assert_eq!(
-            c.jwt,
-            Jwt {
-                secret: "s3".into(),
-                algorithm: "HS256".into()
-            }
-        );
+        assert_eq!(c.jwt, jwt_with("s3", "HS256"));
         assert_eq!(c.app("a").unwrap().static_push, Vec::<String>::new());
     }
 
@@ -1361,18 +1443,158 @@ mod tests {
             &[],
         )
         .unwrap();
-        assert_eq!(
-            c.jwt,
-            Jwt {
-                secret: "flag".into(),
-                algorithm: "HS256".into()
-            }
-        );
-        let e = error(&[], &[("JWT_ALGORITHM", "RS256")], &[]);
+        assert_eq!(c.jwt, jwt_with("flag", "HS256"));
+        let e = error(&[], &[("JWT_ALGORITHM", "RS257")], &[]);
         assert_eq!(
             e,
-            "JWT_ALGORITHM: `RS256` is not supported (HS256, HS384, HS512)"
+            "JWT_ALGORITHM: `RS257` is not supported (HS256, HS384, HS512, RS256, RS384, \
+             RS512, PS256, PS384, PS512, ES256, ES384, EdDSA)"
         );
+        let e = error(&[], &[("JWT_ALGORITHM", "rs256")], &[]);
+        assert_eq!(
+            e,
+            "JWT_ALGORITHM: RS256 needs jwt.public_key (a PEM public key file)"
+        );
+    }
+
+    /// A `[jwt]` with a secret (or none) and no public key.
+    fn jwt_with(secret: &str, algorithm: &str) -> Jwt {
+        Jwt {
+            secret: secret.into(),
+            algorithm: algorithm.into(),
+            public_key: String::new(),
+            public_key_pem: String::new(),
+        }
+    }
+
+    const RSA_PUBLIC: &str = include_str!("../tests/data/jwt/rsa_public.pem");
+    const EC256_PUBLIC: &str = include_str!("../tests/data/jwt/ec256_public.pem");
+    const EC384_PUBLIC: &str = include_str!("../tests/data/jwt/ec384_public.pem");
+    const ED25519_PUBLIC: &str = include_str!("../tests/data/jwt/ed25519_public.pem");
+    const RSA_PRIVATE: &str = include_str!("../tests/data/jwt/rsa_private.pem");
+
+    #[test]
+    fn jwt_public_key_is_read_and_its_algorithm_inferred() {
+        let keys = [
+            ("rsa.pem", RSA_PUBLIC),
+            ("p256.pem", EC256_PUBLIC),
+            ("p384.pem", EC384_PUBLIC),
+            ("ed.pem", ED25519_PUBLIC),
+        ];
+        let cases = [
+            ("rsa.pem", "", "RS256"),
+            ("rsa.pem", "ps512", "PS512"),
+            ("p256.pem", "", "ES256"),
+            ("p384.pem", "", "ES384"),
+            ("ed.pem", "", "EdDSA"),
+        ];
+        for (file, algorithm, want) in cases {
+            let args = ["--jwt.public_key", file, "--jwt.algorithm", algorithm];
+            let c = load(&args, &[], &keys).unwrap();
+            assert_eq!(c.jwt.algorithm, want, "{file} {algorithm:?}");
+            assert_eq!(
+                c.jwt.public_key_pem,
+                keys.iter().find(|k| k.0 == file).unwrap().1
+            );
+            let auth = c.jwt.auth().unwrap().expect("JWT on");
+            assert_eq!(auth.algorithm(), want);
+        }
+        let toml = "[jwt]\npublic_key = \"rsa.pem\"\n";
+        let c = load(
+            &["--config_file", "c.toml"],
+            &[],
+            &[("c.toml", toml), keys[0]],
+        )
+        .unwrap();
+        assert_eq!(c.jwt.algorithm, "RS256");
+    }
+
+    #[test]
+    fn jwt_key_errors_stop_start_up() {
+        let files = [
+            ("rsa.pem", RSA_PUBLIC),
+            ("private.pem", RSA_PRIVATE),
+            ("junk.pem", "hello"),
+        ];
+        let e = error(&["--jwt.public_key", "missing.pem"], &[], &files);
+        assert!(e.starts_with("--jwt.public_key: missing.pem: "), "{e}");
+        let e = error(&[], &[("JWT_PUBLIC_KEY", "private.pem")], &files);
+        assert!(
+            e.starts_with("JWT_PUBLIC_KEY: private.pem: expected a public key")
+                && e.contains("PRIVATE KEY"),
+            "{e}"
+        );
+        let e = error(&["--jwt.public_key", "junk.pem"], &[], &files);
+        assert!(
+            e.starts_with("--jwt.public_key: junk.pem: not a PEM file"),
+            "{e}"
+        );
+        let e = error(
+            &["--jwt.public_key", "rsa.pem", "--jwt.secret", "s"],
+            &[],
+            &files,
+        );
+        assert_eq!(
+            e,
+            "--jwt.public_key: set either jwt.secret or jwt.public_key, not both"
+        );
+        let e = error(
+            &["--jwt.public_key", "rsa.pem", "--jwt.algorithm", "ES256"],
+            &[],
+            &files,
+        );
+        assert!(
+            e.starts_with(
+                "--jwt.algorithm: ES256 does not fit the public key, which is an RSA key"
+            ),
+            "{e}"
+        );
+        let e = error(
+            &["--jwt.public_key", "rsa.pem", "--jwt.algorithm", "HS256"],
+            &[],
+            &files,
+        );
+        assert_eq!(
+            e,
+            "--jwt.algorithm: HS256 needs jwt.secret, not jwt.public_key"
+        );
+    }
+
+    #[test]
+    fn short_jwt_secrets_are_noted() {
+        let c = load(
+            &["--jwt.secret", "short", "--jwt.algorithm", "HS512"],
+            &[],
+            &[],
+        )
+        .unwrap();
+        assert_eq!(c.jwt.algorithm, "HS512");
+        assert!(c
+            .notes
+            .iter()
+            .any(|n| n.starts_with("jwt.secret is shorter than 32 bytes")));
+        assert_eq!(c.jwt.auth().unwrap().unwrap().algorithm(), "HS512");
+        let long = "x".repeat(32);
+        assert!(load(&["--jwt.secret", &long], &[], &[])
+            .unwrap()
+            .notes
+            .is_empty());
+    }
+
+    #[test]
+    fn statics_dir_by_flag_env_and_file() {
+        assert_eq!(
+            load(&["--statics_dir", "www"], &[], &[])
+                .unwrap()
+                .statics_dir,
+            "www"
+        );
+        assert_eq!(
+            load(&[], &[("STATICS_DIR", "")], &[]).unwrap().statics_dir,
+            ""
+        );
+        let yaml = [("livego.yaml", "statics_dir: /srv/player\n")];
+        assert_eq!(load(&[], &[], &yaml).unwrap().statics_dir, "/srv/player");
     }
 
     #[test]

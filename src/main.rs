@@ -43,10 +43,6 @@ fn main() -> ExitCode {
 fn not_yet_served(cfg: &Config) -> Vec<&'static str> {
     let checks = [
         (
-            !cfg.jwt.secret.is_empty(),
-            "jwt.secret (the API is NOT protected)",
-        ),
-        (
             !cfg.redis_addr.is_empty(),
             "redis_addr (keys stay in memory)",
         ),

@@ -11,12 +11,55 @@
 //!   key (see [`crate::keys`]).
 //!
 //! The store is called synchronously: when `keys.is_blocking()`, run [`handle`] off the executor.
+//!
+//! Every request first goes through [`route`]: the JWT check when `jwt.secret` or
+//! `jwt.public_key` is set ([`jwt`]), for every method and path, then the CORS preflight, then
+//! `/statics/` ([`statics`]) or the control routes.
+
+pub mod jwt;
+pub mod statics;
 
 use serde_json::Value;
 
 use crate::http::{preflight, Request, Response};
 use crate::keys::{validate_room, KeyError, KeyStore};
 use crate::stats::{self, LivestatError, StatsBoard};
+
+pub use jwt::JwtAuth;
+pub use statics::StaticPath;
+
+/// What to do with a request, decided before any handler runs.
+#[derive(Debug)]
+pub enum Route {
+    /// Answer at once: a refused token (403), a preflight, a bad or redirected path.
+    Answer(Response),
+    /// Serve this file from `statics_dir`.
+    Statics(StaticPath),
+    /// A control route: call [`handle`].
+    Control,
+}
+
+/// Route a request. With `auth` set, a request without a valid token at Unix time `now` is
+/// answered 403 whatever its method or path: unlike livego, `OPTIONS` is no way around it.
+pub fn route(req: &Request, auth: Option<&JwtAuth>, now: u64) -> Route {
+    if let Some(auth) = auth {
+        if let Err(reason) = auth.authorize(req, now) {
+            return Route::Answer(reply(403, &reason));
+        }
+    }
+    if req.method == "OPTIONS" {
+        return Route::Answer(preflight(req));
+    }
+    let path = match req.decoded_path() {
+        Ok(path) => path,
+        Err(e) => return Route::Answer(e.to_response()),
+    };
+    match statics::resolve(&req.method, &path, &req.path, &req.query) {
+        Some(Ok(file)) => Route::Statics(file),
+        Some(Err(answer)) => Route::Answer(answer),
+        None => Route::Control,
+    }
+}
 
 /// What the API handlers need.
 pub struct ApiContext<'a> {
@@ -317,5 +360,87 @@ mod tests {
         assert_eq!(get(&store, "/control/pull?room=x"), not_found);
         assert_eq!(get(&store, "/control/%67et?room=x").0, 200);
         assert_eq!(get(&store, "/control/%zz").0, 400);
+    }
+
+    fn routed(head: &str, auth: Option<&JwtAuth>) -> Route {
+        route(&request(head), auth, 1_700_000_000)
+    }
+
+    fn answer(route: Route) -> (u16, String) {
+        match route {
+            Route::Answer(resp) => (resp.status, String::from_utf8(resp.body.to_vec()).unwrap()),
+            other => panic!("expected an answer, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn every_request_needs_a_token_when_jwt_is_on() {
+        let auth = JwtAuth::new("HS256", jwt::JwtKey::Secret(b"s3cret")).unwrap();
+        let missing = (
+            403,
+            r#"{"status":403,"data":"Required authorization token not found"}"#.to_owned(),
+        );
+        for head in [
+            "GET /control/get?room=a HTTP/1.1\r\n\r\n",
+            "OPTIONS /control/reset?room=a HTTP/1.1\r\n\r\n",
+            "OPTIONS * HTTP/1.1\r\n\r\n",
+            "GET /nope HTTP/1.1\r\n\r\n",
+            "GET /statics/index.html HTTP/1.1\r\n\r\n",
+            "GET /statics/../x HTTP/1.1\r\n\r\n",
+            "GET /%zz HTTP/1.1\r\n\r\n",
+        ] {
+            assert_eq!(answer(routed(head, Some(&auth))), missing, "{head}");
+        }
+        let bad = "GET /control/get HTTP/1.1\r\nAuthorization: Token x\r\n\r\n";
+        assert_eq!(
+            answer(routed(bad, Some(&auth))),
+            (
+                403,
+                r#"{"status":403,"data":"Authorization header format must be Bearer {token}"}"#
+                    .to_owned()
+            )
+        );
+        let garbage = "GET /control/get?jwt=a.b.c HTTP/1.1\r\n\r\n";
+        assert_eq!(answer(routed(garbage, Some(&auth))).0, 403);
+    }
+
+    #[test]
+    fn with_a_valid_token_requests_go_where_they_would_without_jwt() {
+        use jsonwebtoken::{encode, EncodingKey, Header};
+        let auth = JwtAuth::new("HS256", jwt::JwtKey::Secret(b"s3cret")).unwrap();
+        let claims = serde_json::json!({"exp": 1_700_000_060u64});
+        let token = encode(
+            &Header::default(),
+            &claims,
+            &EncodingKey::from_secret(b"s3cret"),
+        )
+        .unwrap();
+        let with = |head: &str| {
+            head.replace(
+                "\r\n\r\n",
+                &format!("\r\nAuthorization: Bearer {token}\r\n\r\n"),
+            )
+        };
+        for auth in [Some(&auth), None] {
+            let head = with("OPTIONS /control/get HTTP/1.1\r\n\r\n");
+            assert_eq!(answer(routed(&head, auth)).0, 204);
+            let head = with("GET /control/get?room=a HTTP/1.1\r\n\r\n");
+            assert!(matches!(routed(&head, auth), Route::Control));
+            let head = with("GET /nope HTTP/1.1\r\n\r\n");
+            assert!(matches!(routed(&head, auth), Route::Control));
+            let head = with("GET /statics/app.js HTTP/1.1\r\n\r\n");
+            let Route::Statics(file) = routed(&head, auth) else {
+                panic!("statics")
+            };
+            assert_eq!(file.segments, ["app.js"]);
+            let head = with("GET /statics/%2e%2e/x HTTP/1.1\r\n\r\n");
+            assert_eq!(answer(routed(&head, auth)).0, 400);
+            let head = with("GET /statics/..%2fx HTTP/1.1\r\n\r\n");
+            assert_eq!(answer(routed(&head, auth)).0, 400);
+            let head = with("GET /statics HTTP/1.1\r\n\r\n");
+            assert_eq!(answer(routed(&head, auth)).0, 301);
+            let head = with("GET /statics/%00 HTTP/1.1\r\n\r\n");
+            assert_eq!(answer(routed(&head, auth)).0, 400);
+        }
     }
 }

@@ -1,15 +1,15 @@
 //! The control API listener: HTTP/1.1 keep-alive connections on the sans-IO parser, routed
-//! to `crate::api`.
+//! by `crate::api::route` (JWT check first) to the control routes or `/statics/`.
 
 use super::io::{Conn, Io};
-use super::{within, ShardState};
-use crate::api::{self, ApiContext};
+use super::{statics, within, ShardState};
+use crate::api::{self, ApiContext, Route};
 use crate::http::{self, HttpError, Limits, Request, Response};
 use crate::stats::Proto;
 use glommio::net::TcpStream;
 use std::net::SocketAddr;
 use std::rc::Rc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tracing::{debug, Instrument};
 
 /// Serve one API connection until it closes, errs or idles out.
@@ -119,11 +119,24 @@ pub(super) async fn read_request(
     }
 }
 
-/// Route a request; key-store calls run off the executor when the store may block.
+/// Route a request: the JWT check, then a preflight, a static file or a control route.
 async fn respond(st: &ShardState, req: &Request) -> Response {
-    if req.method == "OPTIONS" {
-        return http::preflight(req);
+    match api::route(req, st.jwt.as_deref(), unix_now()) {
+        Route::Answer(resp) => resp,
+        Route::Statics(path) => statics::serve(st, path).await,
+        Route::Control => control(st, req).await,
     }
+}
+
+/// Seconds since the Unix epoch (0 if the clock is before it), for `exp` and `nbf`.
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// A control route; key-store calls run off the executor when the store may block.
+async fn control(st: &ShardState, req: &Request) -> Response {
     if st.keys.is_blocking() {
         let (keys, stats) = (st.keys.clone(), st.board.clone());
         let req = req.clone();

@@ -11,9 +11,11 @@ mod io;
 pub use io::write_all_vectored;
 mod record;
 mod rtmp;
+mod statics;
 mod tls;
 mod watch;
 
+use crate::api::JwtAuth;
 use crate::config::{parse_listen_addr, Config};
 use crate::hls::{HlsConfig, HlsSettings, HlsSink, HlsStore};
 use crate::hub::{Directory, Hub, HubConfig, HubMsg, MeteredOutbox, SharedHub};
@@ -38,6 +40,8 @@ pub(crate) struct ShardState {
     pub hls: Arc<HlsStore>,
     /// TLS for the HLS listener (`use_hls_https`).
     pub hls_tls: Option<Arc<rustls::ServerConfig>>,
+    /// The API's token check, when `jwt.secret` or `jwt.public_key` is set.
+    pub jwt: Option<Arc<JwtAuth>>,
     next_conn: Cell<u64>,
     /// The connections whose timeouts this shard's sweeper checks.
     pub watchlist: Rc<watch::Watchlist>,
@@ -74,6 +78,7 @@ struct Shared {
     hls: Arc<HlsStore>,
     hls_tls: Option<Arc<rustls::ServerConfig>>,
     board: Arc<StatsBoard>,
+    jwt: Option<Arc<JwtAuth>>,
 }
 
 /// Run the server until SIGINT/SIGTERM.
@@ -92,6 +97,17 @@ pub fn run(cfg: Config) -> std::io::Result<()> {
         ),
         false => None,
     };
+    let jwt = cfg
+        .jwt
+        .auth()
+        .map_err(|e| std::io::Error::other(format!("jwt: {e}")))?
+        .map(Arc::new);
+    if api_enabled(&cfg) {
+        if let Some(auth) = &jwt {
+            info!(algorithm = auth.algorithm(), "API requires a JWT");
+        }
+        log_statics_dir(&cfg);
+    }
     let shared = Shared {
         cfg: Arc::new(cfg),
         keys: Arc::new(MemoryKeyStore::new()),
@@ -99,6 +115,7 @@ pub fn run(cfg: Config) -> std::io::Result<()> {
         hls: Arc::new(HlsStore::new()),
         hls_tls,
         board: Arc::new(StatsBoard::new(shards)),
+        jwt,
     };
     shards::run::<HubMsg, _, _>(options, move |ctx| {
         let shared = shared.clone();
@@ -106,6 +123,26 @@ pub fn run(cfg: Config) -> std::io::Result<()> {
     })?;
     info!("stopped");
     Ok(())
+}
+
+/// Whether the API listener starts (see `reserve_listeners`).
+fn api_enabled(cfg: &Config) -> bool {
+    !cfg.api_addr.is_empty() && cfg.server.iter().any(|a| a.api)
+}
+
+/// Say at start-up where `/statics/` comes from (read at start, before any shard runs).
+fn log_statics_dir(cfg: &Config) {
+    if cfg.statics_dir.is_empty() {
+        return;
+    }
+    match std::fs::canonicalize(&cfg.statics_dir) {
+        Ok(dir) if dir.is_dir() => info!(dir = %dir.display(), "serving /statics/"),
+        // The usual case (livego shipped no `statics` either): not worth an info line.
+        _ => tracing::debug!(
+            dir = %cfg.statics_dir,
+            "statics_dir is not a directory: /statics/ answers 404"
+        ),
+    }
 }
 
 fn reserve_listeners(cfg: &Config) -> std::io::Result<(Listeners, Vec<shards::Reservation>)> {
@@ -175,6 +212,7 @@ async fn shard_main(ctx: shards::ShardContext<HubMsg>, shared: Shared, listeners
         directory: shared.directory,
         hls: shared.hls,
         hls_tls: shared.hls_tls,
+        jwt: shared.jwt,
         next_conn: Cell::new(0),
         watchlist: Rc::default(),
         stats: ShardStats::new(ctx.id, hls_expiry),
