@@ -46,10 +46,6 @@ fn not_yet_served(cfg: &Config) -> Vec<&'static str> {
             !cfg.jwt.secret.is_empty(),
             "jwt.secret (the API is NOT protected)",
         ),
-        (
-            !cfg.redis_addr.is_empty(),
-            "redis_addr (keys stay in memory)",
-        ),
         (cfg.enable_rtmps, "enable_rtmps (RTMP stays plain)"),
         (cfg.flv_archive, "flv_archive (nothing is recorded)"),
         (
