@@ -131,9 +131,13 @@ const KEYS: &[(&str, &str)] = &[
     ),
     (
         "redis_addr",
-        "Redis address for room keys; empty = in memory",
+        "Redis for room keys shared by nodes (HOST:PORT or redis://HOST:PORT/DB); empty = in memory",
     ),
     ("redis_pwd", "Redis password"),
+    (
+        "redis_prefix",
+        "Prefix of every Redis key shardcast writes",
+    ),
     ("flv_archive", "Record every published stream to flv_dir"),
     ("flv_dir", "Recording directory"),
     (
@@ -269,10 +273,13 @@ pub struct Config {
     pub http_keepalive_timeout: u64,
     /// Directory served at `/statics/` on the API listener; empty = off.
     pub statics_dir: String,
-    /// Redis address for room keys; empty = in memory.
+    /// Redis for room keys (`HOST:PORT` or `redis://` URL, see
+    /// [`crate::keys::RedisTarget::parse`]); empty = in memory.
     pub redis_addr: String,
     /// Redis password.
     pub redis_pwd: String,
+    /// Prefix of every Redis key shardcast writes (`{prefix}room:…`, `{prefix}key:…`).
+    pub redis_prefix: String,
     /// Serve RTMPS on `rtmp_addr`.
     pub enable_rtmps: bool,
     /// RTMPS certificate (PEM path).
@@ -860,7 +867,11 @@ fn validate(config: &mut Config, origins: &Origins) -> Result<Vec<String>, Confi
     check_ranges(config, origins)?;
     check_files(config, origins)?;
     check_app_list(&config.server, origins)?;
+    check_redis(config, origins)?;
     let mut notes = Vec::new();
+    if config.redis_addr.is_empty() && !config.redis_pwd.is_empty() {
+        notes.push("redis_pwd is set but redis_addr is empty: room keys stay in memory".to_owned());
+    }
     if !config.server.iter().any(|app| app.live) {
         notes
             .push("no app has live = true: every RTMP publish and play will be refused".to_owned());
@@ -1074,6 +1085,17 @@ fn check_files(c: &Config, origins: &Origins) -> Result<(), ConfigError> {
     }
 }
 
+/// `redis_addr`, when set, is an address the Redis client accepts (checked at start-up, not
+/// at the first publish).
+fn check_redis(c: &Config, origins: &Origins) -> Result<(), ConfigError> {
+    if c.redis_addr.is_empty() {
+        return Ok(());
+    }
+    crate::keys::RedisTarget::parse(&c.redis_addr, &c.redis_pwd)
+        .map(drop)
+        .map_err(|reason| origins.error("redis_addr", reason))
+}
+
 /// App names are non-empty, unique and usable as one URL path segment; static_push targets
 /// are RTMP URLs.
 fn check_app_list(apps: &[App], origins: &Origins) -> Result<(), ConfigError> {
@@ -1209,6 +1231,51 @@ mod tests {
         assert_eq!(c.server, vec![live]);
         assert!(c.notes.is_empty());
         assert!(c.shard_count() >= 1);
+        assert_eq!(
+            (
+                c.redis_addr.as_str(),
+                c.redis_pwd.as_str(),
+                c.redis_prefix.as_str()
+            ),
+            ("", "", "shardcast:")
+        );
+    }
+
+    #[test]
+    fn redis_settings_are_checked_at_load() {
+        let c = load(
+            &["--redis_addr", "10.0.0.5:6379", "--redis_prefix", "tv:"],
+            &[("REDIS_PWD", "pw")],
+            &[],
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                c.redis_addr.as_str(),
+                c.redis_pwd.as_str(),
+                c.redis_prefix.as_str()
+            ),
+            ("10.0.0.5:6379", "pw", "tv:")
+        );
+        assert!(load(&["--redis_addr", "redis://h:6379/2"], &[], &[]).is_ok());
+        let e = error(&["--redis_addr", "h:port"], &[], &[]);
+        assert!(
+            e.starts_with("--redis_addr: `h:port` is not a Redis address"),
+            "{e}"
+        );
+        let e = error(&[], &[("REDIS_ADDR", "rediss://h")], &[]);
+        assert!(e.starts_with("REDIS_ADDR: TLS"), "{e}");
+        let e = error(
+            &["--redis_addr", "redis://:a@h", "--redis_pwd", "b"],
+            &[],
+            &[],
+        );
+        assert!(e.contains("give it once"), "{e}");
+        let c = load(&["--redis_pwd", "pw"], &[], &[]).unwrap();
+        assert_eq!(
+            c.notes,
+            vec!["redis_pwd is set but redis_addr is empty: room keys stay in memory".to_owned()]
+        );
     }
 
     #[test]

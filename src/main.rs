@@ -42,12 +42,7 @@ fn main() -> ExitCode {
 /// Settings livego users may carry over that this version accepts but does not act on yet.
 fn not_yet_served(cfg: &Config) -> Vec<&'static str> {
     let checks = [
-        (
-            !cfg.redis_addr.is_empty(),
-            "redis_addr (keys stay in memory)",
-        ),
         (cfg.enable_rtmps, "enable_rtmps (RTMP stays plain)"),
-        (cfg.flv_archive, "flv_archive (nothing is recorded)"),
         (
             cfg.server.iter().any(|a| !a.static_push.is_empty()),
             "static_push",

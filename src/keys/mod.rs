@@ -3,9 +3,14 @@
 //! Fixed relative to livego: keys come from the OS CSPRNG; resetting a room invalidates its
 //! old key; rooms and keys live in separate namespaces, so a room name never aliases a key;
 //! room names are validated ([`validate_room`]). Nothing here logs a key.
+//!
+//! Two stores: [`MemoryKeyStore`] (the default, per process) and [`RedisKeyStore`]
+//! (`redis_addr`: shared by every node using the same Redis).
 
 mod memory;
+mod redis;
 
+pub use self::redis::{KeyNames, RedisKeyStore, RedisTarget};
 pub use memory::MemoryKeyStore;
 
 use std::fmt;

@@ -1,4 +1,5 @@
-//! The only code that touches sockets: listeners and connection loops on every shard.
+//! The only code that touches sockets on the executors: listeners and connection loops on every
+//! shard (the Redis key store's client runs on glommio's blocking threads, see `key_store`).
 //!
 //! `run` reserves each listen address once (so port 0 resolves to one port for the whole
 //! SO_REUSEPORT group), starts the shards, and on each shard builds the hub, wires the
@@ -19,7 +20,7 @@ use crate::api::JwtAuth;
 use crate::config::{parse_listen_addr, Config};
 use crate::hls::{HlsConfig, HlsSettings, HlsSink, HlsStore};
 use crate::hub::{Directory, Hub, HubConfig, HubMsg, MeteredOutbox, SharedHub};
-use crate::keys::{KeyStore, MemoryKeyStore};
+use crate::keys::{KeyStore, MemoryKeyStore, RedisKeyStore, RedisTarget};
 use crate::stats::{HubFigures, Proto, ShardStats, StatsBoard};
 use futures_lite::future;
 use glommio::net::{TcpListener, TcpStream};
@@ -109,8 +110,8 @@ pub fn run(cfg: Config) -> std::io::Result<()> {
         log_statics_dir(&cfg);
     }
     let shared = Shared {
+        keys: key_store(&cfg)?,
         cfg: Arc::new(cfg),
-        keys: Arc::new(MemoryKeyStore::new()),
         directory: Arc::new(Directory::new()),
         hls: Arc::new(HlsStore::new()),
         hls_tls,
@@ -143,6 +144,27 @@ fn log_statics_dir(cfg: &Config) {
             "statics_dir is not a directory: /statics/ answers 404"
         ),
     }
+}
+
+/// The room-key store: in memory, or in Redis when `redis_addr` is set. An unreachable Redis
+/// does not stop start-up (livego panicked): it is logged, the key API answers 503 and
+/// publishes are refused until Redis answers, with no restart needed.
+fn key_store(cfg: &Config) -> std::io::Result<Arc<dyn KeyStore>> {
+    if cfg.redis_addr.is_empty() {
+        return Ok(Arc::new(MemoryKeyStore::new()));
+    }
+    // Config::load checked the address already; an error here is one all the same.
+    let store = RedisTarget::parse(&cfg.redis_addr, &cfg.redis_pwd)
+        .and_then(|target| RedisKeyStore::new(&target, &cfg.redis_prefix))
+        .map_err(|e| std::io::Error::other(format!("redis_addr: {e}")))?;
+    // One blocking PING on the main thread, before any shard runs (bounded by the timeouts).
+    match store.ping() {
+        Ok(()) => info!(store = ?store, "room keys in Redis"),
+        Err(e) => {
+            warn!(store = ?store, error = %e, "Redis does not answer at start-up; running anyway")
+        }
+    }
+    Ok(Arc::new(store))
 }
 
 fn reserve_listeners(cfg: &Config) -> std::io::Result<(Listeners, Vec<shards::Reservation>)> {
