@@ -41,13 +41,10 @@ fn main() -> ExitCode {
 
 /// Settings livego users may carry over that this version accepts but does not act on yet.
 fn not_yet_served(cfg: &Config) -> Vec<&'static str> {
-    let checks = [
-        (cfg.enable_rtmps, "enable_rtmps (RTMP stays plain)"),
-        (
-            cfg.server.iter().any(|a| !a.static_push.is_empty()),
-            "static_push",
-        ),
-    ];
+    let checks = [(
+        cfg.server.iter().any(|a| !a.static_push.is_empty()),
+        "static_push",
+    )];
     checks
         .into_iter()
         .filter_map(|(set, name)| set.then_some(name))

@@ -41,6 +41,8 @@ pub(crate) struct ShardState {
     pub hls: Arc<HlsStore>,
     /// TLS for the HLS listener (`use_hls_https`).
     pub hls_tls: Option<Arc<rustls::ServerConfig>>,
+    /// TLS for the RTMP listener (`enable_rtmps`).
+    pub rtmp_tls: Option<Arc<rustls::ServerConfig>>,
     /// The API's token check, when `jwt.secret` or `jwt.public_key` is set.
     pub jwt: Option<Arc<JwtAuth>>,
     next_conn: Cell<u64>,
@@ -78,6 +80,7 @@ struct Shared {
     directory: Arc<Directory>,
     hls: Arc<HlsStore>,
     hls_tls: Option<Arc<rustls::ServerConfig>>,
+    rtmp_tls: Option<Arc<rustls::ServerConfig>>,
     board: Arc<StatsBoard>,
     jwt: Option<Arc<JwtAuth>>,
 }
@@ -91,13 +94,23 @@ pub fn run(cfg: Config) -> std::io::Result<()> {
         pin: cfg.pin_shards,
         mesh_capacity: cfg.mesh_capacity,
     };
-    let hls_tls = match cfg.use_hls_https {
-        true => Some(
-            tls::server_config(&cfg.hls_cert, &cfg.hls_key)
-                .map_err(|e| std::io::Error::other(format!("use_hls_https: {e}")))?,
-        ),
-        false => None,
+    let tls_config = |on: bool, what: &str, cert: &str, key: &str| {
+        on.then(|| tls::server_config(cert, key))
+            .transpose()
+            .map_err(|e| std::io::Error::other(format!("{what}: {e}")))
     };
+    let hls_tls = tls_config(
+        cfg.use_hls_https,
+        "use_hls_https",
+        &cfg.hls_cert,
+        &cfg.hls_key,
+    )?;
+    let rtmp_tls = tls_config(
+        cfg.enable_rtmps,
+        "enable_rtmps",
+        &cfg.rtmps_cert,
+        &cfg.rtmps_key,
+    )?;
     let jwt = cfg
         .jwt
         .auth()
@@ -115,6 +128,7 @@ pub fn run(cfg: Config) -> std::io::Result<()> {
         directory: Arc::new(Directory::new()),
         hls: Arc::new(HlsStore::new()),
         hls_tls,
+        rtmp_tls,
         board: Arc::new(StatsBoard::new(shards)),
         jwt,
     };
@@ -234,6 +248,7 @@ async fn shard_main(ctx: shards::ShardContext<HubMsg>, shared: Shared, listeners
         directory: shared.directory,
         hls: shared.hls,
         hls_tls: shared.hls_tls,
+        rtmp_tls: shared.rtmp_tls,
         jwt: shared.jwt,
         next_conn: Cell::new(0),
         watchlist: Rc::default(),
@@ -259,7 +274,12 @@ async fn shard_main(ctx: shards::ShardContext<HubMsg>, shared: Shared, listeners
         match TcpListener::bind(addr) {
             Ok(l) => {
                 if ctx.id == 0 {
-                    info!(proto = %proto, addr = %addr, shards = ctx.count, "listening");
+                    let tls = match proto {
+                        "rtmp" => st.rtmp_tls.is_some(),
+                        "hls" => st.hls_tls.is_some(),
+                        _ => false,
+                    };
+                    info!(proto = %proto, addr = %addr, shards = ctx.count, tls, "listening");
                 }
                 tasks.push(start_listener(proto, l, st.clone()));
             }

@@ -7,6 +7,7 @@
 //! connection ends; what was already queued is flushed briefly, then the socket closes.
 
 use super::io::Conn;
+use super::tls::{TlsConn, Transport};
 use super::watch::{Alarm, Watched};
 use super::{within, ShardState};
 use crate::hub::{release_burst, Frame, Item, PlayerQueue, PubId, StreamEvent, StreamKey};
@@ -50,7 +51,7 @@ enum Role {
 
 struct RtmpConn {
     st: Rc<ShardState>,
-    io: Conn,
+    io: Transport,
     conn_id: u64,
     session: RefCell<ServerSession>,
     /// Everything to send, in order: protocol bytes and media frames.
@@ -87,7 +88,14 @@ pub(crate) async fn serve(st: Rc<ShardState>, stream: TcpStream, peer: SocketAdd
     let conn_id = st.next_conn_id();
     let span = tracing::info_span!("rtmp", shard = st.id, conn = conn_id, %peer);
     async move {
-        let conn = Rc::new(RtmpConn::new(st.clone(), Conn::new(stream), conn_id, peer));
+        let io = match &st.rtmp_tls {
+            None => Transport::Plain(Conn::new(stream)),
+            Some(tls) => match TlsConn::new(Conn::new(stream), tls.clone()) {
+                Ok(t) => Transport::Tls(Box::new(t)),
+                Err(e) => return warn!(error = %e, "RTMPS session not created"),
+            },
+        };
+        let conn = Rc::new(RtmpConn::new(st.clone(), io, conn_id, peer));
         let watched: Rc<dyn Watched> = conn.clone();
         st.watchlist.add(Rc::downgrade(&watched));
         debug!("connected");
@@ -108,7 +116,7 @@ pub(crate) async fn serve(st: Rc<ShardState>, stream: TcpStream, peer: SocketAdd
 }
 
 impl RtmpConn {
-    fn new(st: Rc<ShardState>, io: Conn, conn_id: u64, peer: SocketAddr) -> Self {
+    fn new(st: Rc<ShardState>, io: Transport, conn_id: u64, peer: SocketAddr) -> Self {
         let cfg = &st.cfg;
         let session = ServerSession::new(SessionConfig {
             chunk_size: cfg.rtmp_chunk_size,
@@ -123,7 +131,8 @@ impl RtmpConn {
         // No per-read socket timeout: the shard's sweeper checks handshake_timeout and
         // idle_timeout since accept and read_timeout since the last read (`timeout_reason`),
         // so a read that waits arms no timer.
-        io.set_write_timeout(Some(Duration::from_secs(cfg.write_timeout)));
+        io.conn()
+            .set_write_timeout(Some(Duration::from_secs(cfg.write_timeout)));
         let queue = PlayerQueue::new(cfg.player_queue_bytes, cfg.player_max_skips)
             .with_audio_merge(cfg.audio_merge_ms > 0)
             .with_merged_writes(cfg.merge_write_ms > 0);
