@@ -53,8 +53,11 @@ fn not_yet_served(cfg: &Config) -> Vec<&'static str> {
         (cfg.enable_rtmps, "enable_rtmps (RTMP stays plain)"),
         (cfg.flv_archive, "flv_archive (nothing is recorded)"),
         (
-            cfg.server.iter().any(|a| !a.static_push.is_empty()),
-            "static_push",
+            cfg.server.iter().flat_map(|a| &a.static_push).any(|url| {
+                url.get(..8)
+                    .is_some_and(|s| s.eq_ignore_ascii_case("rtmps://"))
+            }),
+            "static_push to rtmps:// (those targets are skipped)",
         ),
     ];
     checks

@@ -119,19 +119,29 @@ pub(super) async fn read_request(
     }
 }
 
-/// Route a request; key-store calls run off the executor when the store may block.
-async fn respond(st: &ShardState, req: &Request) -> Response {
+/// Route a request; key-store calls run off the executor when the store may block. Relay
+/// requests wait on the network, so they are served here rather than by `api::handle`.
+async fn respond(st: &Rc<ShardState>, req: &Request) -> Response {
     if req.method == "OPTIONS" {
         return http::preflight(req);
     }
+    if let Some(kind) = req
+        .decoded_path()
+        .ok()
+        .as_deref()
+        .and_then(api::relay::route)
+    {
+        return super::relay::api_request(st, req, kind).await;
+    }
     if st.keys.is_blocking() {
-        let (keys, stats) = (st.keys.clone(), st.board.clone());
+        let (keys, stats, relays) = (st.keys.clone(), st.board.clone(), st.relays.clone());
         let req = req.clone();
         glommio::executor()
             .spawn_blocking(move || {
                 let ctx = ApiContext {
                     keys: &*keys,
                     stats: &stats,
+                    relays: &relays,
                 };
                 api::handle(&req, &ctx)
             })
@@ -140,6 +150,7 @@ async fn respond(st: &ShardState, req: &Request) -> Response {
         let ctx = ApiContext {
             keys: &*st.keys,
             stats: &st.board,
+            relays: &st.relays,
         };
         api::handle(req, &ctx)
     }
