@@ -9,6 +9,7 @@ pub mod hub;
 pub mod keys;
 pub mod media;
 pub mod record;
+pub mod relay;
 pub mod rtmp;
 pub mod serve;
 pub mod stats;

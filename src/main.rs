@@ -42,8 +42,11 @@ fn main() -> ExitCode {
 /// Settings livego users may carry over that this version accepts but does not act on yet.
 fn not_yet_served(cfg: &Config) -> Vec<&'static str> {
     let checks = [(
-        cfg.server.iter().any(|a| !a.static_push.is_empty()),
-        "static_push",
+        cfg.server.iter().flat_map(|a| &a.static_push).any(|url| {
+            url.get(..8)
+                .is_some_and(|s| s.eq_ignore_ascii_case("rtmps://"))
+        }),
+        "static_push to rtmps:// (those targets are skipped)",
     )];
     checks
         .into_iter()

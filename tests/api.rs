@@ -174,7 +174,7 @@ fn unknown_paths_preflight_and_head() {
     for target in [
         "/",
         "/nope",
-        "/control/pull?room=x",
+        "/control/pulls?room=x",
         "/control/get/extra?room=x",
     ] {
         assert_eq!(

@@ -19,10 +19,13 @@
 pub mod jwt;
 pub mod statics;
 
+pub mod relay;
+
 use serde_json::Value;
 
 use crate::http::{preflight, Request, Response};
 use crate::keys::{validate_room, KeyError, KeyStore};
+use crate::relay::Registry;
 use crate::stats::{self, LivestatError, StatsBoard};
 
 pub use jwt::JwtAuth;
@@ -67,10 +70,14 @@ pub struct ApiContext<'a> {
     pub keys: &'a dyn KeyStore,
     /// Every shard's latest statistics.
     pub stats: &'a StatsBoard,
+    /// Every relay session (for `/metrics`).
+    pub relays: &'a Registry,
 }
 
-/// Routes one request to `/control/get`, `/control/reset` or `/control/delete`; anything
-/// else is a 404 `{"status":404,"data":"not found"}`.
+/// Routes one request to `/control/get`, `/control/reset`, `/control/delete`,
+/// `/stat/livestat` or `/metrics`; anything else is a 404 `{"status":404,"data":"not found"}`.
+/// `/control/pull` and `/control/push` wait on the network: the serve layer routes them first
+/// (see [`relay`]).
 pub fn handle(req: &Request, ctx: &ApiContext) -> Response {
     if req.method == "OPTIONS" {
         return preflight(req);
@@ -84,7 +91,7 @@ pub fn handle(req: &Request, ctx: &ApiContext) -> Response {
         "/control/reset" => control_reset(req, ctx.keys),
         "/control/delete" => control_delete(req, ctx.keys),
         "/stat/livestat" => livestat(req, ctx.stats),
-        "/metrics" => metrics(ctx.stats),
+        "/metrics" => metrics(ctx),
         _ => reply(404, "not found"),
     }
 }
@@ -99,10 +106,11 @@ fn livestat(req: &Request, board: &StatsBoard) -> Response {
 }
 
 /// `/metrics`: the Prometheus text format.
-fn metrics(board: &StatsBoard) -> Response {
+fn metrics(ctx: &ApiContext) -> Response {
+    let text = stats::metrics_text(&ctx.stats.reports(), &ctx.relays.gauges());
     Response::new(200)
         .header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-        .with_body(stats::metrics_text(&board.reports()))
+        .with_body(text)
 }
 
 /// `/control/get?room=ROOM`: the room's key, created if needed.
@@ -183,6 +191,7 @@ mod tests {
             &ApiContext {
                 keys: store,
                 stats: &stats,
+                relays: &Registry::new(),
             },
         );
         assert_eq!(resp.get_header("Content-Type"), Some("application/json"));
@@ -339,6 +348,7 @@ mod tests {
             &ApiContext {
                 keys: &store,
                 stats: &StatsBoard::new(1),
+                relays: &Registry::new(),
             },
         );
         assert_eq!(resp.status, 204);
@@ -357,6 +367,7 @@ mod tests {
         let not_found = (404, r#"{"status":404,"data":"not found"}"#.to_owned());
         assert_eq!(get(&store, "/"), not_found);
         assert_eq!(get(&store, "/control/get/?room=x"), not_found);
+        // Relays are routed by the serve layer before this function.
         assert_eq!(get(&store, "/control/pull?room=x"), not_found);
         assert_eq!(get(&store, "/control/%67et?room=x").0, 200);
         assert_eq!(get(&store, "/control/%zz").0, 400);

@@ -228,11 +228,17 @@ pub struct ClientSession {
 impl ClientSession {
     /// A session that has not started its handshake; call [`start`](Self::start) first.
     pub fn new(cfg: ClientConfig) -> Self {
+        Self::with_limits(cfg, DecoderLimits::default())
+    }
+
+    /// [`new`](Self::new) with bounds on what the server may make us buffer (message size,
+    /// chunk size, pending bytes): a relay applies the server's own configured limits.
+    pub fn with_limits(cfg: ClientConfig, limits: DecoderLimits) -> Self {
         let handshake = ClientHandshake::new(cfg.complex_handshake);
         Self {
             cfg,
             handshake: Some(handshake),
-            decoder: ChunkDecoder::new(DecoderLimits::default()),
+            decoder: ChunkDecoder::new(limits),
             acks: AckCounter::new(),
             out: BytesMut::new(),
             deferred: BytesMut::new(),
@@ -283,6 +289,17 @@ impl ClientSession {
     /// Number of bytes waiting in the output.
     pub fn output_len(&self) -> usize {
         self.out.len()
+    }
+
+    /// Chunk size of our outgoing messages (the configured one once `connect` is sent), for
+    /// callers that chunk media themselves on csids 4 (audio), 5 (data) and 6 (video).
+    pub fn out_chunk_size(&self) -> u32 {
+        self.chunk_size
+    }
+
+    /// True once the handshake is over.
+    pub fn handshake_done(&self) -> bool {
+        self.handshake.is_none()
     }
 
     /// Sends `createStream`; the answer is [`ClientEvent::StreamCreated`] or
@@ -893,6 +910,27 @@ mod tests {
             assert_eq!(msgs[1].payload[..], 4096u32.to_be_bytes());
             assert!(!client.is_connected());
         }
+    }
+
+    #[test]
+    fn limits_bound_what_the_server_may_send() {
+        let limits = DecoderLimits {
+            max_message_size: 1000,
+            ..DecoderLimits::default()
+        };
+        let mut client = ClientSession::with_limits(config(), limits);
+        let mut server = Server::new();
+        let s0s1s2 = server.handshake.feed(&client.start()).unwrap();
+        let mut events = Vec::new();
+        client.feed(&s0s1s2.to_send, &mut events).unwrap();
+        assert!(client.handshake_done());
+        assert_eq!(client.out_chunk_size(), 4096);
+        let big = message(6, msg_type::VIDEO, 0, 1, &[0u8; 1001]);
+        let err = client.feed(&big, &mut events).unwrap_err();
+        assert!(matches!(
+            err,
+            ClientError::Chunk(ChunkError::MessageTooLarge { len: 1001, .. })
+        ));
     }
 
     #[test]

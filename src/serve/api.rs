@@ -120,7 +120,7 @@ pub(super) async fn read_request(
 }
 
 /// Route a request: the JWT check, then a preflight, a static file or a control route.
-async fn respond(st: &ShardState, req: &Request) -> Response {
+async fn respond(st: &Rc<ShardState>, req: &Request) -> Response {
     match api::route(req, st.jwt.as_deref(), unix_now()) {
         Route::Answer(resp) => resp,
         Route::Statics(path) => statics::serve(st, path).await,
@@ -135,16 +135,26 @@ fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-/// A control route; key-store calls run off the executor when the store may block.
-async fn control(st: &ShardState, req: &Request) -> Response {
+/// A control route; key-store calls run off the executor when the store may block. Relay
+/// requests wait on the network, so they are served here rather than by `api::handle`.
+async fn control(st: &Rc<ShardState>, req: &Request) -> Response {
+    if let Some(kind) = req
+        .decoded_path()
+        .ok()
+        .as_deref()
+        .and_then(api::relay::route)
+    {
+        return super::relay::api_request(st, req, kind).await;
+    }
     if st.keys.is_blocking() {
-        let (keys, stats) = (st.keys.clone(), st.board.clone());
+        let (keys, stats, relays) = (st.keys.clone(), st.board.clone(), st.relays.clone());
         let req = req.clone();
         glommio::executor()
             .spawn_blocking(move || {
                 let ctx = ApiContext {
                     keys: &*keys,
                     stats: &stats,
+                    relays: &relays,
                 };
                 api::handle(&req, &ctx)
             })
@@ -153,6 +163,7 @@ async fn control(st: &ShardState, req: &Request) -> Response {
         let ctx = ApiContext {
             keys: &*st.keys,
             stats: &st.board,
+            relays: &st.relays,
         };
         api::handle(req, &ctx)
     }

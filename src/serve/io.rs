@@ -147,10 +147,21 @@ fn advance(bufs: &mut [Bytes], mut n: usize) -> usize {
     whole
 }
 
-/// A byte stream a request loop can run on: a plain [`Conn`] or TLS over one.
+/// A byte stream a request loop or a relay can run on: a plain [`Conn`] or TLS over one.
+/// A reader and a writer future may share one (`&self`), as with [`Conn`].
 pub(crate) trait Io {
     async fn read(&self, buf: &mut [u8]) -> io::Result<usize>;
     async fn write_all(&self, buf: &[u8]) -> io::Result<()>;
+
+    /// Write every buffer in order, leaving `bufs` empty. The default writes them one by one;
+    /// a plain socket gathers them into `sendmsg` calls.
+    async fn write_all_vectored(&self, bufs: &mut Vec<Bytes>) -> io::Result<()> {
+        for b in bufs.iter() {
+            self.write_all(b).await?;
+        }
+        bufs.clear();
+        Ok(())
+    }
 }
 
 impl Io for Conn {
@@ -160,6 +171,10 @@ impl Io for Conn {
 
     async fn write_all(&self, buf: &[u8]) -> io::Result<()> {
         Conn::write_all(self, buf).await
+    }
+
+    async fn write_all_vectored(&self, bufs: &mut Vec<Bytes>) -> io::Result<()> {
+        Conn::write_all_vectored(self, bufs).await
     }
 }
 

@@ -11,6 +11,7 @@ mod httpflv;
 mod io;
 pub use io::write_all_vectored;
 mod record;
+mod relay;
 mod rtmp;
 mod statics;
 mod tls;
@@ -21,6 +22,7 @@ use crate::config::{parse_listen_addr, Config};
 use crate::hls::{HlsConfig, HlsSettings, HlsSink, HlsStore};
 use crate::hub::{Directory, Hub, HubConfig, HubMsg, MeteredOutbox, SharedHub};
 use crate::keys::{KeyStore, MemoryKeyStore, RedisKeyStore, RedisTarget};
+use crate::relay::Registry;
 use crate::stats::{HubFigures, Proto, ShardStats, StatsBoard};
 use futures_lite::future;
 use glommio::net::{TcpListener, TcpStream};
@@ -52,6 +54,8 @@ pub(crate) struct ShardState {
     pub stats: Rc<ShardStats>,
     /// Every shard's latest stats report (read by the API).
     pub board: Arc<StatsBoard>,
+    /// Every relay of the process (pull, push, static push).
+    pub relays: Arc<Registry>,
 }
 
 impl ShardState {
@@ -83,6 +87,7 @@ struct Shared {
     rtmp_tls: Option<Arc<rustls::ServerConfig>>,
     board: Arc<StatsBoard>,
     jwt: Option<Arc<JwtAuth>>,
+    relays: Arc<Registry>,
 }
 
 /// Run the server until SIGINT/SIGTERM.
@@ -131,6 +136,7 @@ pub fn run(cfg: Config) -> std::io::Result<()> {
         rtmp_tls,
         board: Arc::new(StatsBoard::new(shards)),
         jwt,
+        relays: Arc::new(Registry::new()),
     };
     shards::run::<HubMsg, _, _>(options, move |ctx| {
         let shared = shared.clone();
@@ -230,6 +236,12 @@ async fn shard_main(ctx: shards::ShardContext<HubMsg>, shared: Shared, listeners
         record_settings(&shared.cfg),
         recorders.clone(),
     )));
+    let shard_cell = relay::ShardCell::default();
+    hub.borrow_mut()
+        .add_sink(Box::new(relay::StaticPushSink::new(
+            static_push_targets(&shared.cfg),
+            shard_cell.clone(),
+        )));
     let hub_in = hub.clone();
     let received = Rc::new(Cell::new(0u64));
     let counted = received.clone();
@@ -254,7 +266,9 @@ async fn shard_main(ctx: shards::ShardContext<HubMsg>, shared: Shared, listeners
         watchlist: Rc::default(),
         stats: ShardStats::new(ctx.id, hls_expiry),
         board: shared.board,
+        relays: shared.relays,
     });
+    let _ = shard_cell.set(Rc::downgrade(&st));
     let _sweeper = watch::spawn_sweeper(st.watchlist.clone());
     let ticker = spawn_ticker(st.clone(), outbox, received);
     let flush_every = match st.cfg.merge_write_ms {
@@ -323,6 +337,15 @@ fn record_settings(cfg: &Config) -> record::RecordSettings {
             .collect(),
         max_pending_bytes: cfg.record_max_pending_bytes,
     }
+}
+
+/// Each app's `static_push` base URLs (apps without any left out).
+fn static_push_targets(cfg: &Config) -> ahash::AHashMap<String, Vec<String>> {
+    cfg.server
+        .iter()
+        .filter(|a| a.live && !a.static_push.is_empty())
+        .map(|a| (a.appname.clone(), a.static_push.clone()))
+        .collect()
 }
 
 /// What the HLS sink segments: the apps with `hls = true`, and none when the HLS listener is

@@ -116,8 +116,9 @@ fn per_shard(
     }
 }
 
-/// Every shard's figures in the Prometheus text format (version 0.0.4).
-pub fn metrics_text(reports: &[ShardReport]) -> String {
+/// Every shard's figures in the Prometheus text format (version 0.0.4), then the relay
+/// sessions per (kind, state) (process-wide: a relay is not a shard's figure).
+pub fn metrics_text(reports: &[ShardReport], relays: &[(&str, &str, u64)]) -> String {
     let mut out = String::new();
     let o = &mut out;
     per_proto(
@@ -242,7 +243,21 @@ pub fn metrics_text(reports: &[ShardReport]) -> String {
         |r| r.hub.mesh_full,
     );
     http_responses(o, reports);
+    relay_gauge(o, relays);
     out
+}
+
+fn relay_gauge(out: &mut String, relays: &[(&str, &str, u64)]) {
+    let name = "shardcast_relays";
+    let mut f = Family::start(
+        out,
+        name,
+        "gauge",
+        "Relay sessions (pull, push, static_push), by state.",
+    );
+    for (kind, state, n) in relays {
+        f.sample(name, &[("kind", kind), ("state", state)], *n);
+    }
 }
 
 /// Sessions by role and protocol.

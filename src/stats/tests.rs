@@ -149,7 +149,7 @@ fn metrics_are_prometheus_text() {
             ..figures()
         },
     ));
-    let text = metrics_text(&board.reports());
+    let text = metrics_text(&board.reports(), &[("pull", "running", 2)]);
     let mut samples = std::collections::HashMap::new();
     for line in text.lines() {
         if line.starts_with('#') {
@@ -191,6 +191,10 @@ fn metrics_are_prometheus_text() {
         Some("1")
     );
     assert_eq!(get(r#"shardcast_mesh_full_total{shard="1"}"#), Some("7"));
+    assert_eq!(
+        get(r#"shardcast_relays{kind="pull",state="running"}"#),
+        Some("2")
+    );
 }
 
 #[test]
