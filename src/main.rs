@@ -21,9 +21,6 @@ fn main() -> ExitCode {
     for note in &cfg.notes {
         tracing::info!("{note}");
     }
-    for setting in not_yet_served(&cfg) {
-        tracing::warn!("{setting} is set but not served by this version yet; it has no effect");
-    }
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),
         shards = cfg.shard_count(),
@@ -37,21 +34,6 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-/// Settings livego users may carry over that this version accepts but does not act on yet.
-fn not_yet_served(cfg: &Config) -> Vec<&'static str> {
-    let checks = [(
-        cfg.server.iter().flat_map(|a| &a.static_push).any(|url| {
-            url.get(..8)
-                .is_some_and(|s| s.eq_ignore_ascii_case("rtmps://"))
-        }),
-        "static_push to rtmps:// (those targets are skipped)",
-    )];
-    checks
-        .into_iter()
-        .filter_map(|(set, name)| set.then_some(name))
-        .collect()
 }
 
 fn init_logging(level: &str) {

@@ -211,7 +211,7 @@ fn relay_requests_are_checked() {
         "/control/pull?oper=start&app=nope&name=x&url=rtmp://127.0.0.1/live/x",
         "/control/pull?oper=start&app=live&name=..&url=rtmp://127.0.0.1/live/x",
         "/control/push?oper=start&app=live&name=x&url=http://127.0.0.1/live/x",
-        "/control/push?oper=start&app=live&name=x&url=rtmps://127.0.0.1/live/x",
+        "/control/push?oper=start&app=live&name=x&url=rtmps://:1935/live/x",
         "/control/push?oper=start&app=live&name=x&url=rtmp://127.0.0.1/live",
     ];
     for path in bad {

@@ -6,11 +6,12 @@ mod common;
 use common::*;
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-/// A self-signed certificate and key for `localhost` (openssl comes with scripts/setup).
+/// A self-signed certificate and key for the name `localhost` (and no IP address), made by
+/// openssl (installed by scripts/setup).
 fn self_signed() -> (PathBuf, PathBuf) {
     let dir = std::env::temp_dir().join(format!("shardcast-rtmps-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -19,7 +20,11 @@ fn self_signed() -> (PathBuf, PathBuf) {
         .args([
             "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
         ])
-        .args(["-subj", "/CN=localhost", "-keyout"])
+        .args(["-subj", "/CN=localhost"])
+        .args(["-addext", "subjectAltName=DNS:localhost"])
+        // A leaf, not a CA: webpki refuses a CA certificate as the server's own.
+        .args(["-addext", "basicConstraints=critical,CA:FALSE"])
+        .arg("-keyout")
         .arg(&key)
         .arg("-out")
         .arg(&cert)
@@ -89,4 +94,92 @@ fn ffmpeg_publishes_and_plays_over_rtmps() {
     assert_eq!(codecs, ["aac", "h264"], "still serving");
     let _ = push.kill();
     let _ = push.wait();
+}
+
+/// An RTMPS server (`--rtmp_noauth`) with the `localhost` certificate.
+fn rtmps_server(name: &str, cert: &Path, key: &Path) -> Server {
+    Server::start(
+        name,
+        &[
+            "--enable_rtmps",
+            "--rtmps_cert",
+            cert.to_str().unwrap(),
+            "--rtmps_key",
+            key.to_str().unwrap(),
+            "--rtmp_noauth",
+            "--hls_addr",
+            "",
+        ],
+    )
+}
+
+/// `/control/push` of `live/{name}` to `url`.
+fn push_to(server: &Server, name: &str, url: &str) -> (u16, serde_json::Value) {
+    api_json(
+        server,
+        &format!("/control/push?oper=start&app=live&name={name}&url={url}"),
+    )
+}
+
+/// A plain server publishing the test media as `live/{name}` (ffmpeg, looped, real time).
+fn source(server_name: &str, name: &str, args: &[&str], env: &[(&str, &str)]) -> (Server, Child) {
+    let mut all = vec!["--rtmp_noauth", "--hls_addr", ""];
+    all.extend_from_slice(args);
+    let server = Server::start_with_env(server_name, &all, env);
+    let push = push_looped(&server.rtmp_url(&format!("live/{name}")), &test_media());
+    assert!(server
+        .wait_for_line(|l| l.contains("publish started"), Duration::from_secs(20))
+        .is_some());
+    (server, push)
+}
+
+fn sorted_codecs(url: &str) -> Vec<String> {
+    let mut codecs = ffprobe_streams(url);
+    codecs.sort();
+    codecs
+}
+
+#[test]
+fn relays_push_over_rtmps_and_check_the_host_name() {
+    require_ffmpeg();
+    let (cert, key) = self_signed();
+    let remote = rtmps_server("rtmps-remote", &cert, &key);
+    let port = remote.rtmp_addr().port();
+
+    // The source trusts the certificate through SSL_CERT_FILE (the system store otherwise).
+    let trust = [("SSL_CERT_FILE", cert.to_str().unwrap())];
+    let (src, mut feed) = source("rtmps-source", "s", &[], &trust);
+
+    // The name matches the certificate: the push runs, and the remote serves the stream.
+    let (status, body) = push_to(&src, "s", &format!("rtmps://localhost:{port}/live/s"));
+    assert_eq!(status, 200, "{body}");
+    let at_remote = |name: &str| format!("rtmps://127.0.0.1:{port}/live/{name}");
+    assert_eq!(
+        sorted_codecs(&at_remote("s")),
+        ["aac", "h264"],
+        "pushed over RTMPS"
+    );
+
+    // The certificate names localhost, not 127.0.0.1: a push there is refused with 502.
+    let (status, body) = push_to(&src, "t", &format!("rtmps://127.0.0.1:{port}/live/t"));
+    assert_eq!(status, 502, "{body}");
+    let why = body["data"].as_str().unwrap_or_default();
+    assert!(
+        why.contains("certificate"),
+        "the reason names the certificate: {why}"
+    );
+
+    // enable_tls_verify = false: any certificate is taken.
+    let (lax, mut feed2) = source("rtmps-lax", "u", &["--enable_tls_verify=false"], &[]);
+    let (status, body) = push_to(&lax, "u", &at_remote("u"));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        sorted_codecs(&at_remote("u")),
+        ["aac", "h264"],
+        "pushed unverified"
+    );
+    for feed in [&mut feed, &mut feed2] {
+        let _ = feed.kill();
+        let _ = feed.wait();
+    }
 }

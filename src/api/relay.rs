@@ -86,14 +86,8 @@ pub fn parse(req: &Request, kind: Kind, cfg: &Config) -> Result<RelayCommand, Re
     })
 }
 
-/// A remote URL a relay can use: `rtmp://host[:port]/app/stream`.
+/// A remote URL a relay can use: `rtmp[s]://host[:port]/app/stream`.
 pub fn parse_url(url: &str) -> Result<RtmpUrl, Response> {
-    if url
-        .get(..8)
-        .is_some_and(|s| s.eq_ignore_ascii_case("rtmps://"))
-    {
-        return Err(reply(400, "rtmps relays not supported yet"));
-    }
     let parsed = RtmpUrl::parse(url).map_err(|e| reply(400, &format!("invalid url: {e}")))?;
     if parsed.stream.is_empty() {
         return Err(reply(400, "invalid url: no stream name after the app"));
@@ -193,15 +187,11 @@ mod tests {
             ),
             (
                 "app=live&name=x&url=http://h/a/b",
-                "invalid url: URL does not start with rtmp://",
+                "invalid url: URL does not start with rtmp:// or rtmps://",
             ),
             (
                 "app=live&name=x&url=rtmp://h/a",
                 "invalid url: no stream name after the app",
-            ),
-            (
-                "app=live&name=x&url=rtmps://h/a/b",
-                "rtmps relays not supported yet",
             ),
         ];
         for (query, why) in cases {

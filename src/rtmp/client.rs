@@ -653,9 +653,11 @@ fn split_aggregate(msg: &Message, events: &mut Vec<ClientEvent>) {
     }
 }
 
-/// Parts of an `rtmp://host[:port]/app[/stream]` URL.
+/// Parts of an `rtmp[s]://host[:port]/app[/stream]` URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RtmpUrl {
+    /// `rtmps://`: RTMP over TLS.
+    pub secure: bool,
     /// Host name or IP address (IPv6 without brackets).
     pub host: String,
     /// Port, 1935 when absent.
@@ -669,7 +671,7 @@ pub struct RtmpUrl {
 /// Why a URL is not a usable `rtmp://` URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum UrlError {
-    /// The scheme is not `rtmp://`.
+    /// The scheme is neither `rtmp://` nor `rtmps://`.
     Scheme,
     /// No host before the path.
     MissingHost,
@@ -682,7 +684,7 @@ pub enum UrlError {
 impl fmt::Display for UrlError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            Self::Scheme => "URL does not start with rtmp://",
+            Self::Scheme => "URL does not start with rtmp:// or rtmps://",
             Self::MissingHost => "URL has no host",
             Self::BadPort => "URL port is not a number in 1..=65535",
             Self::MissingApp => "URL has no application name",
@@ -695,18 +697,32 @@ impl std::error::Error for UrlError {}
 impl RtmpUrl {
     /// Default RTMP port.
     pub const DEFAULT_PORT: u16 = 1935;
+    /// Default RTMPS port (as ffmpeg and livego).
+    pub const DEFAULT_TLS_PORT: u16 = 443;
 
     /// Splits a URL as livego and ffmpeg do: app is the first path segment, the stream the
     /// rest, the query string kept in the stream name.
     pub fn parse(url: &str) -> Result<Self, UrlError> {
-        let rest = strip_prefix_ignore_case(url, "rtmp://").ok_or(UrlError::Scheme)?;
+        let (secure, rest) = match strip_prefix_ignore_case(url, "rtmps://") {
+            Some(rest) => (true, rest),
+            None => (
+                false,
+                strip_prefix_ignore_case(url, "rtmp://").ok_or(UrlError::Scheme)?,
+            ),
+        };
         let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
-        let (host, port) = split_host_port(authority)?;
+        let default_port = if secure {
+            Self::DEFAULT_TLS_PORT
+        } else {
+            Self::DEFAULT_PORT
+        };
+        let (host, port) = split_host_port(authority, default_port)?;
         let (app, stream) = path.split_once('/').unwrap_or((path, ""));
         if app.is_empty() {
             return Err(UrlError::MissingApp);
         }
         Ok(Self {
+            secure,
             host: host.to_owned(),
             port,
             app: app.to_owned(),
@@ -723,9 +739,10 @@ impl RtmpUrl {
         }
     }
 
-    /// `rtmp://host:port/app`, the `tcUrl` of `connect`.
+    /// `rtmp[s]://host:port/app`, the `tcUrl` of `connect`.
     pub fn tc_url(&self) -> String {
-        format!("rtmp://{}/{}", self.authority(), self.app)
+        let scheme = if self.secure { "rtmps" } else { "rtmp" };
+        format!("{scheme}://{}/{}", self.authority(), self.app)
     }
 
     /// A client configuration for this URL with the [`ClientConfig::new`] defaults.
@@ -742,7 +759,7 @@ fn strip_prefix_ignore_case<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
 }
 
 /// Splits `host`, `host:port`, `[v6]` or `[v6]:port`.
-fn split_host_port(authority: &str) -> Result<(&str, u16), UrlError> {
+fn split_host_port(authority: &str, default_port: u16) -> Result<(&str, u16), UrlError> {
     let (host, port) = match authority.strip_prefix('[') {
         Some(v6) => {
             let (host, after) = v6.split_once(']').ok_or(UrlError::MissingHost)?;
@@ -757,7 +774,7 @@ fn split_host_port(authority: &str) -> Result<(&str, u16), UrlError> {
         return Err(UrlError::MissingHost);
     }
     let port = match port {
-        None => RtmpUrl::DEFAULT_PORT,
+        None => default_port,
         Some(p) => p
             .parse::<u16>()
             .ok()
@@ -1410,6 +1427,7 @@ mod tests {
         assert_eq!(
             url,
             RtmpUrl {
+                secure: false,
                 host: "example.com".into(),
                 port: 1935,
                 app: "live".into(),
@@ -1426,6 +1444,10 @@ mod tests {
             (cfg.app.as_str(), cfg.tc_url.as_str()),
             ("live", "rtmp://h:1/live")
         );
+        let url = RtmpUrl::parse("rtmps://live.example.com/app/k").unwrap();
+        assert!(url.secure);
+        assert_eq!(url.port, 443);
+        assert_eq!(url.tc_url(), "rtmps://live.example.com:443/app");
         let errors = [
             ("http://h/live/x", UrlError::Scheme),
             ("rtmp://", UrlError::MissingHost),

@@ -45,6 +45,8 @@ pub(crate) struct ShardState {
     pub hls_tls: Option<Arc<rustls::ServerConfig>>,
     /// TLS for the RTMP listener (`enable_rtmps`).
     pub rtmp_tls: Option<Arc<rustls::ServerConfig>>,
+    /// TLS for `rtmps://` relays, or why there is none (no CA certificates found).
+    pub relay_tls: Result<Arc<rustls::ClientConfig>, String>,
     /// The API's token check, when `jwt.secret` or `jwt.public_key` is set.
     pub jwt: Option<Arc<JwtAuth>>,
     next_conn: Cell<u64>,
@@ -85,6 +87,7 @@ struct Shared {
     hls: Arc<HlsStore>,
     hls_tls: Option<Arc<rustls::ServerConfig>>,
     rtmp_tls: Option<Arc<rustls::ServerConfig>>,
+    relay_tls: Result<Arc<rustls::ClientConfig>, String>,
     board: Arc<StatsBoard>,
     jwt: Option<Arc<JwtAuth>>,
     relays: Arc<Registry>,
@@ -116,6 +119,11 @@ pub fn run(cfg: Config) -> std::io::Result<()> {
         &cfg.rtmps_cert,
         &cfg.rtmps_key,
     )?;
+    // Only rtmps:// relays need it: a machine without CA certificates still starts.
+    let relay_tls = tls::client_config(cfg.enable_tls_verify);
+    if let Err(why) = &relay_tls {
+        warn!(reason = %why, "rtmps:// relays will fail");
+    }
     let jwt = cfg
         .jwt
         .auth()
@@ -134,6 +142,7 @@ pub fn run(cfg: Config) -> std::io::Result<()> {
         hls: Arc::new(HlsStore::new()),
         hls_tls,
         rtmp_tls,
+        relay_tls,
         board: Arc::new(StatsBoard::new(shards)),
         jwt,
         relays: Arc::new(Registry::new()),
@@ -261,6 +270,7 @@ async fn shard_main(ctx: shards::ShardContext<HubMsg>, shared: Shared, listeners
         hls: shared.hls,
         hls_tls: shared.hls_tls,
         rtmp_tls: shared.rtmp_tls,
+        relay_tls: shared.relay_tls,
         jwt: shared.jwt,
         next_conn: Cell::new(0),
         watchlist: Rc::default(),

@@ -3,7 +3,7 @@
 //!
 //! Each relay is one task on the shard that started it (the API request's shard; for a
 //! static push, the stream's home shard). The task drives a sans-IO [`ClientSession`] over a
-//! transport ([`Io`]: plain TCP today, TLS later) and, when the remote drops or refuses,
+//! transport ([`Transport`]: plain TCP, or TLS for `rtmps://`) and, when the remote drops or refuses,
 //! reconnects with exponential backoff until it is stopped. It watches its registry
 //! [`Handle`]'s stop flag every [`STOP_POLL`], so a stop may come from any shard.
 //!
@@ -16,6 +16,7 @@
 //!   shard's shared chunk encodings (`LocalFrame::rtmp_chunks`), like to any RTMP player.
 
 use super::io::{Conn, Io};
+use super::tls::{TlsConn, Transport};
 use super::{within, ShardState};
 use crate::api::relay::{self as api_relay, reply, Oper, RelayCommand};
 use crate::http::{Request, Response};
@@ -102,10 +103,11 @@ async fn dial(url: &RtmpUrl) -> Result<(Conn, SocketAddr), String> {
 }
 
 /// Dial `url` and run the session up to the remote's acceptance, within [`START_TIMEOUT`].
-async fn open(st: &ShardState, url: &RtmpUrl, ask: Ask) -> Result<Link<Conn>, String> {
+async fn open(st: &ShardState, url: &RtmpUrl, ask: Ask) -> Result<Link<Transport>, String> {
     let attempt = async {
-        let (io, peer) = dial(url).await?;
-        io.set_write_timeout(Some(Duration::from_secs(st.cfg.write_timeout)));
+        let (conn, peer) = dial(url).await?;
+        conn.set_write_timeout(Some(Duration::from_secs(st.cfg.write_timeout)));
+        let io = secure(st, conn, url)?;
         let mut cfg = url.client_config();
         // The remote gets the chunk size our players get, so pushed frames reuse the shard's
         // shared encodings.
@@ -116,6 +118,21 @@ async fn open(st: &ShardState, url: &RtmpUrl, ask: Ask) -> Result<Link<Conn>, St
     within(START_TIMEOUT, attempt)
         .await
         .unwrap_or_else(|| Err(format!("no answer within {} s", START_TIMEOUT.as_secs())))
+}
+
+/// The stream to speak RTMP on: the connection itself, or TLS over it for `rtmps://` (the
+/// host name checked against the certificate unless `enable_tls_verify` is off).
+fn secure(st: &ShardState, conn: Conn, url: &RtmpUrl) -> Result<Transport, String> {
+    if !url.secure {
+        return Ok(Transport::Plain(conn));
+    }
+    let config = st
+        .relay_tls
+        .clone()
+        .map_err(|why| format!("rtmps: {why}"))?;
+    TlsConn::client(conn, config, &url.host)
+        .map(|t| Transport::Tls(Box::new(t)))
+        .map_err(|e| format!("rtmps: {e}"))
 }
 
 fn limits(st: &ShardState) -> DecoderLimits {
@@ -257,7 +274,7 @@ impl Job {
 
 /// Run a relay until it is stopped (or, for a pull, replaced): sessions, then backoff and
 /// reconnect after each failure. `first` is the link of a start the API already made.
-async fn run(job: Job, mut first: Option<Link<Conn>>) {
+async fn run(job: Job, mut first: Option<Link<Transport>>) {
     let handle = job.handle.clone();
     let mut backoff = Backoff::new(BACKOFF_INITIAL, BACKOFF_MAX);
     loop {
@@ -318,7 +335,7 @@ async fn until_stopped(handle: &Handle) {
 }
 
 /// Start the relay task on this shard.
-fn spawn(job: Job, first: Option<Link<Conn>>) {
+fn spawn(job: Job, first: Option<Link<Transport>>) {
     // No parent: the task outlives the API request that may have started it.
     let span = tracing::info_span!(
         parent: None,
@@ -680,7 +697,10 @@ impl HomeSink for StaticPushSink {
             let target = match api_relay::parse_url(&url) {
                 Ok(t) => t,
                 Err(_) => {
-                    warn!(stream = key, url, "static_push target skipped: not a usable rtmp:// URL (rtmps is not supported yet)");
+                    warn!(
+                        stream = key,
+                        url, "static_push target skipped: not a usable rtmp:// or rtmps:// URL"
+                    );
                     continue;
                 }
             };

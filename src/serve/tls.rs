@@ -10,9 +10,12 @@
 use super::io::{Conn, Io};
 use bytes::Bytes;
 use glommio::sync::Semaphore;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use rustls::{ServerConfig, ServerConnection};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::{ClientConfig, ClientConnection, Connection, DigitallySignedStruct, ServerConfig};
+use rustls::{ServerConnection, SignatureScheme};
 use std::cell::RefCell;
 use std::io::{self, Read, Write};
 use std::sync::Arc;
@@ -40,10 +43,82 @@ pub fn server_config(cert: &str, key: &str) -> Result<Arc<ServerConfig>, String>
         .map_err(|e| format!("certificate and key: {e}"))
 }
 
-/// A server-side TLS session on a socket.
+/// The configuration of outgoing TLS (`rtmps://` relays): the system's roots (honouring
+/// `SSL_CERT_FILE`/`SSL_CERT_DIR`) and host-name verification, or, with `verify` off
+/// (`enable_tls_verify = false`), any certificate (still a TLS handshake, no authentication).
+pub fn client_config(verify: bool) -> Result<Arc<ClientConfig>, String> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?;
+    let config = if verify {
+        let found = rustls_native_certs::load_native_certs();
+        let mut roots = rustls::RootCertStore::empty();
+        let (added, _) = roots.add_parsable_certificates(found.certs);
+        if added == 0 {
+            return Err(format!(
+                "no CA certificate found in the system store ({:?}); install ca-certificates, \
+                 set SSL_CERT_FILE, or set enable_tls_verify = false",
+                found.errors.first()
+            ));
+        }
+        builder.with_root_certificates(roots).with_no_client_auth()
+    } else {
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
+            .with_no_client_auth()
+    };
+    Ok(Arc::new(config))
+}
+
+/// `enable_tls_verify = false`: accept any certificate, but check the handshake signatures
+/// (so the session is at least with whoever holds the certificate's key).
+#[derive(Debug)]
+struct AnyCertificate(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for AnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        let algs = &self.0.signature_verification_algorithms;
+        rustls::crypto::verify_tls12_signature(message, cert, dss, algs)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        let algs = &self.0.signature_verification_algorithms;
+        rustls::crypto::verify_tls13_signature(message, cert, dss, algs)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// A TLS session on a socket: the server side (HLS over HTTPS, RTMPS) or the client side
+/// (`rtmps://` relays).
 pub struct TlsConn {
     io: Conn,
-    tls: RefCell<ServerConnection>,
+    tls: RefCell<Connection>,
     /// One sender at a time (see the module comment).
     sending: Semaphore,
     /// The ciphertext read buffer, kept between reads (taken out while a read waits).
@@ -53,12 +128,25 @@ pub struct TlsConn {
 impl TlsConn {
     pub fn new(io: Conn, config: Arc<ServerConfig>) -> io::Result<Self> {
         let tls = ServerConnection::new(config).map_err(io::Error::other)?;
-        Ok(TlsConn {
+        Ok(Self::over(io, tls.into()))
+    }
+
+    /// The client side, to `host` (a DNS name, checked against the certificate when the
+    /// configuration verifies, and sent as SNI; or an IP address).
+    pub fn client(io: Conn, config: Arc<ClientConfig>, host: &str) -> io::Result<Self> {
+        let name = ServerName::try_from(host.to_owned())
+            .map_err(|e| io::Error::other(format!("{host}: {e}")))?;
+        let tls = ClientConnection::new(config, name).map_err(io::Error::other)?;
+        Ok(Self::over(io, tls.into()))
+    }
+
+    fn over(io: Conn, tls: Connection) -> Self {
+        TlsConn {
             io,
             tls: RefCell::new(tls),
             sending: Semaphore::new(1),
             raw: RefCell::default(),
-        })
+        }
     }
 
     /// The socket under the session.
@@ -175,7 +263,8 @@ impl TlsConn {
     }
 }
 
-/// The byte stream of an RTMP connection: plain TCP, or RTMPS (`enable_rtmps`).
+/// The byte stream of an RTMP connection: plain TCP, or TLS (RTMPS: `enable_rtmps` for the
+/// listener, `rtmps://` URLs for relays).
 pub(crate) enum Transport {
     Plain(Conn),
     /// Boxed: a rustls session is over 1 KiB, and most connections are plain.
@@ -223,5 +312,19 @@ impl Transport {
             t.close().await;
         }
         self.conn().shutdown().await;
+    }
+}
+
+impl Io for Transport {
+    async fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        Transport::read(self, buf).await
+    }
+
+    async fn write_all(&self, buf: &[u8]) -> io::Result<()> {
+        Transport::write_all(self, buf).await
+    }
+
+    async fn write_all_vectored(&self, bufs: &mut Vec<Bytes>) -> io::Result<()> {
+        Transport::write_all_vectored(self, bufs).await
     }
 }
