@@ -9,9 +9,7 @@ use serde_json::Value;
 use std::io::{BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::thread;
 use std::time::{Duration, Instant};
 
 const WAIT: Duration = Duration::from_secs(15);
@@ -19,9 +17,6 @@ const WAIT: Duration = Duration::from_secs(15);
 const HEADER_TIMEOUT: u64 = 2;
 /// Slack on top of a server timeout.
 const MARGIN: Duration = Duration::from_secs(2);
-/// How long a run of the binary that should fail at once may take.
-const EXIT_TIMEOUT: Duration = Duration::from_secs(20);
-
 /// A response: status, headers, body.
 type Reply = (u16, Vec<(String, String)>, Vec<u8>);
 
@@ -399,49 +394,6 @@ fn scratch_dir(name: &str) -> PathBuf {
     dir
 }
 
-/// Runs the binary with `args` in `dir` (clean environment, stdin closed); it must exit
-/// within [`EXIT_TIMEOUT`] (killed and the test failed otherwise). Returns exit code, stdout
-/// and stderr.
-fn run_binary(args: &[&str], dir: &Path) -> (Option<i32>, String, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_shardcast"))
-        .args(args)
-        .current_dir(dir)
-        .env_clear()
-        .envs(
-            ["PATH", "HOME"]
-                .iter()
-                .filter_map(|k| Some((k, std::env::var_os(k)?))),
-        )
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run shardcast");
-    let drain = |mut pipe: Box<dyn Read + Send>| {
-        thread::spawn(move || {
-            let mut text = String::new();
-            let _ = pipe.read_to_string(&mut text);
-            text
-        })
-    };
-    let out = drain(Box::new(child.stdout.take().unwrap()));
-    let err = drain(Box::new(child.stderr.take().unwrap()));
-    let deadline = Instant::now() + EXIT_TIMEOUT;
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("shardcast {args:?} did not exit within {EXIT_TIMEOUT:?}");
-        }
-        thread::sleep(Duration::from_millis(20));
-    };
-    (status.code(), out.join().unwrap(), err.join().unwrap())
-}
-
 #[test]
 fn configuration_errors_name_the_culprit() {
     let dir = scratch_dir("config-errors");
@@ -453,11 +405,11 @@ fn configuration_errors_name_the_culprit() {
         all
     };
 
-    let (code, _, err) = run_binary(&with_free(&["--gop_num", "abc"]), &dir);
+    let (code, _, err) = run_to_exit(&with_free(&["--gop_num", "abc"]), &dir);
     assert!(code.is_some_and(|c| c != 0), "exit code {code:?}");
     assert!(err.contains("gop_num") && err.contains("abc"), "{err}");
 
-    let (code, _, err) = run_binary(
+    let (code, _, err) = run_to_exit(
         &["--rtmp_addr", "nonsense", "--api_addr", "127.0.0.1:0"],
         &dir,
     );
@@ -467,14 +419,14 @@ fn configuration_errors_name_the_culprit() {
         "{err}"
     );
 
-    let (code, _, err) = run_binary(&with_free(&["--rtmp_adr", ":1935"]), &dir);
+    let (code, _, err) = run_to_exit(&with_free(&["--rtmp_adr", ":1935"]), &dir);
     assert!(code.is_some_and(|c| c != 0), "exit code {code:?}");
     assert!(err.contains("--rtmp_adr"), "unknown flags are named: {err}");
 
     let toml = dir.join("bad.toml");
     std::fs::write(&toml, "gop_num = 2\nrtmp_adr = \":1935\"\n").unwrap();
     let toml_arg = toml.to_str().unwrap();
-    let (code, _, err) = run_binary(
+    let (code, _, err) = run_to_exit(
         &[
             "--config_file",
             toml_arg,
@@ -491,7 +443,7 @@ fn configuration_errors_name_the_culprit() {
         "{err}"
     );
 
-    let (code, out, _) = run_binary(&["--help"], &dir);
+    let (code, out, _) = run_to_exit(&["--help"], &dir);
     assert_eq!(code, Some(0));
     for flag in ["--rtmp_addr", "--api_addr", "--gop_num", "--config_file"] {
         assert!(out.contains(flag), "--help lists {flag}: {out}");

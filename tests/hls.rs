@@ -257,21 +257,7 @@ fn hls_http_surface() {
 fn hls_over_https_with_the_configured_certificate() {
     require_ffmpeg();
     let dir = std::env::temp_dir().join(format!("shardcast-tls-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-    let made = Command::new("openssl")
-        .args([
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-        ])
-        .args(["-subj", "/CN=localhost", "-keyout"])
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .stdin(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .expect("openssl is installed by scripts/setup");
-    assert!(made.success());
+    let (cert, key) = common::certs::self_signed(&dir);
     let (cert_s, key_s) = (cert.to_str().unwrap(), key.to_str().unwrap());
 
     // A missing key stops start-up with a message naming the setting and the file.

@@ -7,18 +7,15 @@ mod common;
 use common::*;
 use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};
-use std::io::Read;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::thread;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 const SECRET: &str = "an end-to-end secret of 32+ bytes";
-/// How long a run of the binary that should fail at once may take.
-const EXIT_TIMEOUT: Duration = Duration::from_secs(20);
-
 fn now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -332,40 +329,14 @@ fn rs256_with_an_openssl_key_pair() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// Runs the binary with `args` in `dir` (clean environment, stdin closed); it must exit
-/// within [`EXIT_TIMEOUT`]. Returns the exit code and stderr.
+/// Runs the binary with `args` in `dir`, every listener but RTMP and the API off; it must
+/// exit at once. Returns the exit code and stderr.
 fn run_binary(args: &[&str], dir: &Path) -> (Option<i32>, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_shardcast"))
-        .args(args)
-        .args(["--rtmp_addr", "127.0.0.1:0", "--api_addr", "127.0.0.1:0"])
-        .args(["--httpflv_addr", "", "--hls_addr", ""])
-        .current_dir(dir)
-        .env_clear()
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run shardcast");
-    let mut pipe = child.stderr.take().unwrap();
-    let reader = thread::spawn(move || {
-        let mut text = String::new();
-        let _ = pipe.read_to_string(&mut text);
-        text
-    });
-    let deadline = Instant::now() + EXIT_TIMEOUT;
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("shardcast {args:?} did not exit within {EXIT_TIMEOUT:?}");
-        }
-        thread::sleep(Duration::from_millis(20));
-    };
-    (status.code(), reader.join().unwrap())
+    let mut all = args.to_vec();
+    all.extend(["--rtmp_addr", "127.0.0.1:0", "--api_addr", "127.0.0.1:0"]);
+    all.extend(["--httpflv_addr", "", "--hls_addr", ""]);
+    let (code, _, stderr) = run_to_exit(&all, dir);
+    (code, stderr)
 }
 
 #[test]

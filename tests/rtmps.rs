@@ -7,33 +7,13 @@ use common::*;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::Duration;
 
-/// A self-signed certificate and key for the name `localhost` (and no IP address), made by
-/// openssl (installed by scripts/setup).
+/// A self-signed certificate for `localhost`, in a directory of this test process.
 fn self_signed() -> (PathBuf, PathBuf) {
     let dir = std::env::temp_dir().join(format!("shardcast-rtmps-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-    let made = Command::new("openssl")
-        .args([
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-        ])
-        .args(["-subj", "/CN=localhost"])
-        .args(["-addext", "subjectAltName=DNS:localhost"])
-        // A leaf, not a CA: webpki refuses a CA certificate as the server's own.
-        .args(["-addext", "basicConstraints=critical,CA:FALSE"])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .stdin(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .expect("openssl is installed by scripts/setup");
-    assert!(made.success());
-    (cert, key)
+    common::certs::self_signed(&dir)
 }
 
 #[test]

@@ -385,13 +385,8 @@ impl RtmpConn {
             Role::Player { key, player } => {
                 self.st.hub.borrow_mut().remove_player(&key, player);
                 let dropped = self.queue.borrow().dropped();
-                let counters = &self.st.stats.counters;
-                counters
-                    .dropped_ended
-                    .set(counters.dropped_ended.get() + dropped);
-                if self.queue.borrow().closed().is_some() {
-                    counters.slow_closed.set(counters.slow_closed.get() + 1);
-                }
+                let slow = self.queue.borrow().closed().is_some();
+                self.st.stats.counters.player_ended(dropped, slow);
                 info!(shard = self.st.id, stream = %key, dropped, "play ended");
             }
             Role::None => {}

@@ -278,10 +278,10 @@ pub struct Counters {
     bytes_in: [Cell<u64>; 4],
     bytes_out: [Cell<u64>; 4],
     /// Players closed because they could not keep up.
-    pub slow_closed: Cell<u64>,
+    slow_closed: Cell<u64>,
     /// Frames skipped for players that fell behind, over ended players (live ones are
     /// added at report time).
-    pub dropped_ended: Cell<u64>,
+    dropped_ended: Cell<u64>,
     http: RefCell<AHashMap<(Proto, u16), u64>>,
 }
 
@@ -310,6 +310,14 @@ impl Counters {
 
     pub fn bytes_out(&self, p: Proto, n: usize) {
         bump(&self.bytes_out[p.index()], n as u64);
+    }
+
+    /// A player left having skipped `dropped` frames; `slow`: it was closed for falling behind.
+    pub fn player_ended(&self, dropped: u64, slow: bool) {
+        bump(&self.dropped_ended, dropped);
+        if slow {
+            bump(&self.slow_closed, 1);
+        }
     }
 
     pub fn http_response(&self, p: Proto, status: u16) {

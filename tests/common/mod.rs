@@ -4,6 +4,7 @@
 //! Each test binary uses a different subset of it.
 #![allow(dead_code, unused_imports)]
 
+pub mod certs;
 pub mod ffmpeg;
 pub mod flv;
 pub mod http;
@@ -18,7 +19,7 @@ pub use ffmpeg::{
 pub use flv::{parse_flv, read_flv_tags, FlvTag};
 pub use http::{api_json, header, http_get, http_open, key_of, read_until_closed, HttpResponse};
 pub use rtmp::{publish_frames, shard_of, MediaMessage, RtmpClient};
-pub use server::Server;
+pub use server::{run_to_exit, Server};
 pub use shardcast::rtmp::client::{ClientEvent, MediaKind};
 pub use synth::{
     aac_frame, aac_sequence_header, avc_frame, avc_frame_sized, avc_sequence_header, frame_seq,

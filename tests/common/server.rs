@@ -17,6 +17,8 @@ pub const PROTOCOLS: [&str; 4] = ["rtmp", "httpflv", "hls", "api"];
 pub const START_TIMEOUT: Duration = Duration::from_secs(20);
 /// Environment variables passed through to the server.
 const KEPT_ENV: [&str; 4] = ["PATH", "HOME", "RUST_BACKTRACE", "LLVM_PROFILE_FILE"];
+/// How long a run of the binary that should exit at once ([`run_to_exit`]) may take.
+pub const EXIT_TIMEOUT: Duration = Duration::from_secs(20);
 /// Poll period of the waits on log lines and process exit.
 const POLL: Duration = Duration::from_millis(20);
 
@@ -359,6 +361,49 @@ pub fn strip_ansi(s: &str) -> String {
         }
     }
     out
+}
+
+/// Runs the binary with `args` in `dir` (clean environment, stdin closed); it must exit
+/// within [`EXIT_TIMEOUT`] (killed and the test failed otherwise). Returns exit code, stdout
+/// and stderr.
+pub fn run_to_exit(args: &[&str], dir: &Path) -> (Option<i32>, String, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_shardcast"))
+        .args(args)
+        .current_dir(dir)
+        .env_clear()
+        .envs(
+            ["PATH", "HOME"]
+                .iter()
+                .filter_map(|k| Some((k, std::env::var_os(k)?))),
+        )
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run shardcast");
+    let drain = |mut pipe: Box<dyn Read + Send>| {
+        thread::spawn(move || {
+            let mut text = String::new();
+            let _ = pipe.read_to_string(&mut text);
+            text
+        })
+    };
+    let out = drain(Box::new(child.stdout.take().unwrap()));
+    let err = drain(Box::new(child.stderr.take().unwrap()));
+    let deadline = Instant::now() + EXIT_TIMEOUT;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("shardcast {args:?} did not exit within {EXIT_TIMEOUT:?}");
+        }
+        thread::sleep(Duration::from_millis(20));
+    };
+    (status.code(), out.join().unwrap(), err.join().unwrap())
 }
 
 #[cfg(test)]
