@@ -427,12 +427,16 @@ fn slowloris(addr: SocketAddr, target: &str) -> Duration {
     let start = Instant::now();
     let limit = Duration::from_secs(HEADER_TIMEOUT) + MARGIN;
     let mut answer = None;
-    for byte in head.as_bytes().chunks(1) {
+    for (i, byte) in head.as_bytes().chunks(1).enumerate() {
         if stream.write_all(byte).is_err() {
             break;
         }
-        // The wait for the close is also the pacing: one byte per second.
-        if let Some(got) = read_until_closed(&mut stream, Duration::from_secs(1)) {
+        // The wait for the close is also the pacing: one byte per second, the second byte
+        // half a second after the first, so that no byte lands as the timeout fires (a
+        // server closing with a byte unread resets the connection, and the reset may discard
+        // its 408 before we read it).
+        let pause = Duration::from_millis(if i == 0 { 500 } else { 1000 });
+        if let Some(got) = read_until_closed(&mut stream, pause) {
             answer = Some(got);
             break;
         }
