@@ -330,10 +330,8 @@ fn hostile_inputs_close_only_their_connection_while_a_player_keeps_playing() {
         "the server is still running"
     );
     for attack in &attacks {
-        let span = format!("peer={}}}", attack.peer);
-        let line =
-            server.wait_for_line(|l| l.contains(&span) && l.contains("closing reason="), WAIT);
-        let line = line.unwrap_or_else(|| panic!("{}: no `closing` line for {span}", attack.name));
+        let line = closing_line(&server, attack.peer)
+            .unwrap_or_else(|| panic!("{}: no `closing` line for {}", attack.name, attack.peer));
         assert!(
             attack.reasons.iter().any(|r| line.contains(r.as_str())),
             "{}: expected the reason {:?} in {line}",
@@ -387,9 +385,6 @@ fn a_trickled_handshake_is_cut_off_at_handshake_timeout() {
         closed >= Duration::from_millis(1700),
         "closed after {closed:?}"
     );
-    let span = format!("peer={peer}}}");
-    let line = server
-        .wait_for_line(|l| l.contains(&span) && l.contains("closing reason="), WAIT)
-        .expect("the close is logged");
+    let line = closing_line(&server, peer).expect("the close is logged");
     assert!(line.contains("(handshake_timeout)"), "{line}");
 }
