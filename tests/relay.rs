@@ -108,6 +108,10 @@ fn pull_carries_a_live_stream_until_stopped() {
     assert_h264_aac(&b.rtmp_url("live/copy"));
     assert_h264_aac(&b.httpflv_url("live/copy.flv"));
 
+    // `/stat/livestat` shows each shard's report of its last tick (once a second).
+    wait_until("the pull listed among b's publishers", WAIT, || {
+        has_publisher(&b, "live/copy")
+    });
     let listed = sessions(&b, "publishers", "live/copy");
     assert_eq!(listed.len(), 1, "{listed:?}");
     assert_eq!(listed[0]["protocol"], "relay-pull");
@@ -149,6 +153,11 @@ fn push_publishes_a_local_stream_until_stopped() {
     wait_until("the pushed stream", WAIT, || has_publisher(&b, "live/out"));
     assert_h264_aac(&b.rtmp_url("live/out"));
 
+    // `/stat/livestat` shows each shard's report of its last tick (once a second).
+    let is_push = |s: &Value| s["protocol"] == "relay-push";
+    wait_until("the push listed among a's players", WAIT, || {
+        sessions(&a, "players", "live/room").iter().any(is_push)
+    });
     let listed = sessions(&a, "players", "live/room");
     let relay: Vec<_> = listed
         .iter()

@@ -14,15 +14,6 @@ const FRAMES: u32 = 600;
 /// Padding per video frame: 40 KB at 30 fps is about 10 Mbit/s.
 const PADDING: usize = 40_000;
 
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
-}
-
 #[test]
 fn a_stalled_player_is_timed_out_and_costs_others_nothing() {
     stalled_player_scenario("slow", &["--write_timeout", "5"], "write_timeout");

@@ -19,8 +19,8 @@ use super::chunk::{
     MAX_MESSAGE_LEN,
 };
 use super::control::{
-    msg_type, read_u32_payload, write_ack, write_set_chunk_size, write_user_control,
-    write_window_ack_size, AckCounter, ControlError, UserControl,
+    msg_type, read_u32_payload, write_control_chunked, write_set_chunk_size, AckCounter,
+    ControlError, UserControl,
 };
 use super::handshake::{ClientHandshake, HandshakeError};
 use crate::media::flv;
@@ -348,7 +348,7 @@ impl ClientSession {
             stream_id,
             millis: PLAY_BUFFER_MS,
         };
-        write_user_control(self.out_buf(), &buffer);
+        self.send_control(msg_type::USER_CONTROL, &buffer.encode());
     }
 
     /// Sends one audio (csid 4), video (csid 6) or data (csid 5) message on `stream_id`.
@@ -358,7 +358,7 @@ impl ClientSession {
         if payload.len() > MAX_MESSAGE_LEN as usize {
             return;
         }
-        let chunk_size = self.chunk_size;
+        let chunk_size = self.send_chunk_size();
         let out = self.out_buf();
         encode_message(
             out,
@@ -393,6 +393,28 @@ impl ClientSession {
         self.out.extend_from_slice(bytes);
     }
 
+    /// The chunk size we announce after `connect`.
+    fn announced_chunk_size(&self) -> u32 {
+        self.cfg.chunk_size.clamp(1, MAX_MESSAGE_LEN)
+    }
+
+    /// Chunk size of a message written now: messages held back during the handshake go out
+    /// after our Set Chunk Size, so they are chunked at the announced size.
+    fn send_chunk_size(&self) -> u32 {
+        if self.handshake.is_some() {
+            self.announced_chunk_size()
+        } else {
+            self.chunk_size
+        }
+    }
+
+    /// Queues a protocol or user control message at our chunk size (which may be below the
+    /// 10 bytes of a control payload).
+    fn send_control(&mut self, type_id: u8, payload: &[u8]) {
+        let chunk_size = self.send_chunk_size();
+        write_control_chunked(self.out_buf(), chunk_size, type_id, payload);
+    }
+
     /// Where messages go: held back until the handshake is over and `connect` is sent.
     fn out_buf(&mut self) -> &mut BytesMut {
         if self.handshake.is_some() {
@@ -418,7 +440,7 @@ impl ClientSession {
         ]);
         self.send_command(COMMAND_CSID, 0, &["connect".into(), txn, props]);
         // Spec 5.4.1: the new size applies to every chunk we send after this message.
-        let chunk_size = self.cfg.chunk_size.clamp(1, MAX_MESSAGE_LEN);
+        let chunk_size = self.announced_chunk_size();
         write_set_chunk_size(&mut self.out, chunk_size);
         self.chunk_size = chunk_size;
         let deferred = self.deferred.split();
@@ -441,7 +463,7 @@ impl ClientSession {
     fn send_command(&mut self, csid: u32, stream_id: u32, values: &[Value]) {
         let mut payload = Vec::new();
         encode_amf0(values, &mut payload);
-        let chunk_size = self.chunk_size;
+        let chunk_size = self.send_chunk_size();
         let out = self.out_buf();
         encode_message(
             out,
@@ -467,7 +489,7 @@ impl ClientSession {
         // Spec 5.4.3: the sequence number counts the bytes received so far (after the handshake,
         // as ffmpeg counts them).
         if let Some(sequence) = self.acks.on_received(data.len()) {
-            write_ack(&mut self.out, sequence);
+            self.send_control(msg_type::ACK, &sequence.to_be_bytes());
         }
         Ok(())
     }
@@ -501,7 +523,8 @@ impl ClientSession {
             msg_type::USER_CONTROL => {
                 let event = UserControl::parse(&msg.payload).map_err(control)?;
                 if let UserControl::PingRequest(timestamp) = event {
-                    write_user_control(&mut self.out, &UserControl::PingResponse(timestamp));
+                    let pong = UserControl::PingResponse(timestamp);
+                    self.send_control(msg_type::USER_CONTROL, &pong.encode());
                 }
                 events.push(ClientEvent::UserControl(event));
             }
@@ -527,7 +550,7 @@ impl ClientSession {
     /// differs from the last one we sent (librtmp sends it too).
     fn answer_peer_bandwidth(&mut self, window: u32) {
         if self.sent_window != Some(window) {
-            write_window_ack_size(&mut self.out, window);
+            self.send_control(msg_type::WINDOW_ACK_SIZE, &window.to_be_bytes());
             self.sent_window = Some(window);
         }
     }
@@ -789,7 +812,9 @@ mod tests {
     use rand::{Rng, SeedableRng};
 
     use super::super::chunk::encoded_len;
-    use super::super::control::{limit_type, write_set_peer_bandwidth};
+    use super::super::control::{
+        limit_type, write_ack, write_set_peer_bandwidth, write_user_control, write_window_ack_size,
+    };
     use super::super::handshake::ServerHandshake;
     use super::*;
 
@@ -898,6 +923,67 @@ mod tests {
         let events = feed(&mut client, &reply);
         assert_eq!(events, [ClientEvent::StreamCreated { stream_id: 1 }]);
         (client, server)
+    }
+
+    #[test]
+    fn a_chunk_size_below_a_control_payload_chunks_everything_at_it() {
+        // Chunk size 1 is legal: every message we send after Set Chunk Size, control messages
+        // (up to 10 bytes) and those held back during the handshake included, uses it.
+        let mut client = ClientSession::new(ClientConfig {
+            chunk_size: 1,
+            ..config()
+        });
+        let mut server = Server::new();
+        let s0s1s2 = server.handshake.feed(&client.start()).unwrap();
+        client.create_stream(); // held back until `connect` is sent
+        let mut events = Vec::new();
+        client.feed(&s0s1s2.to_send, &mut events).unwrap();
+        let c2_and_more = server.handshake.feed(&client.take_output()).unwrap();
+        let msgs = server.receive(&c2_and_more.leftover);
+        let types: Vec<u8> = msgs.iter().map(|m| m.type_id).collect();
+        assert_eq!(
+            types,
+            [
+                msg_type::COMMAND_AMF0,
+                msg_type::SET_CHUNK_SIZE,
+                msg_type::COMMAND_AMF0
+            ]
+        );
+        assert_eq!(msgs[1].payload[..], 1u32.to_be_bytes());
+        assert_eq!(amf(&msgs[2])[0], "createStream".into());
+        let Value::Number(connect_txn) = amf(&msgs[0])[1] else {
+            panic!("connect has a transaction id")
+        };
+
+        let mut input = BytesMut::new();
+        write_set_peer_bandwidth(&mut input, 1000, limit_type::DYNAMIC);
+        write_user_control(&mut input, &UserControl::PingRequest(7));
+        let mut input = input.to_vec();
+        input.extend(result(connect_txn, status("status", "x")));
+        assert!(feed(&mut client, &input).contains(&ClientEvent::Connected));
+        client.play(1, "cam");
+        let msgs = server.receive(&client.take_output());
+        let types: Vec<u8> = msgs.iter().map(|m| m.type_id).collect();
+        assert_eq!(
+            types,
+            [
+                msg_type::WINDOW_ACK_SIZE,
+                msg_type::USER_CONTROL,
+                msg_type::COMMAND_AMF0,
+                msg_type::USER_CONTROL
+            ]
+        );
+        assert_eq!(msgs[0].payload[..], 1000u32.to_be_bytes());
+        assert_eq!(
+            UserControl::parse(&msgs[1].payload).unwrap(),
+            UserControl::PingResponse(7)
+        );
+        assert_eq!(amf(&msgs[2])[0], "play".into());
+        assert!(matches!(
+            UserControl::parse(&msgs[3].payload).unwrap(),
+            UserControl::SetBufferLength { stream_id: 1, .. }
+        ));
+        assert!(msgs.iter().all(|m| m.csid > 1));
     }
 
     #[test]

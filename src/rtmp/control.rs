@@ -171,15 +171,15 @@ pub fn set_peer_bandwidth_payload(window: u32, limit_type: u8) -> [u8; 5] {
 
 /// Appends a protocol control message on chunk stream 2, message stream 0, timestamp 0.
 fn write_control(out: &mut BytesMut, type_id: u8, payload: &[u8]) {
-    encode_message(
-        out,
-        CONTROL_CHUNK_SIZE,
-        CONTROL_CSID,
-        0,
-        type_id,
-        0,
-        payload,
-    );
+    write_control_chunked(out, CONTROL_CHUNK_SIZE, type_id, payload);
+}
+
+/// Appends a protocol or user control message (chunk stream 2, message stream 0, timestamp
+/// 0) chunked at `chunk_size`: for a sender that announced a chunk size below 10 bytes, the
+/// largest control payload, where the `write_*` helpers (one chunk each) would not be
+/// decodable.
+pub fn write_control_chunked(out: &mut BytesMut, chunk_size: u32, type_id: u8, payload: &[u8]) {
+    encode_message(out, chunk_size, CONTROL_CSID, 0, type_id, 0, payload);
 }
 
 /// Appends a Set Chunk Size message (spec 5.4.1).

@@ -7,6 +7,7 @@
 pub mod certs;
 pub mod ffmpeg;
 pub mod flv;
+pub mod hostile;
 pub mod http;
 pub mod rtmp;
 pub mod server;
@@ -19,7 +20,7 @@ pub use ffmpeg::{
 pub use flv::{parse_flv, read_flv_tags, FlvTag};
 pub use http::{api_json, header, http_get, http_open, key_of, read_until_closed, HttpResponse};
 pub use rtmp::{publish_frames, shard_of, MediaMessage, RtmpClient};
-pub use server::{run_to_exit, Server};
+pub use server::{rss_kib, run_to_exit, Server};
 pub use shardcast::rtmp::client::{ClientEvent, MediaKind};
 pub use synth::{
     aac_frame, aac_sequence_header, avc_frame, avc_frame_sized, avc_sequence_header, frame_seq,

@@ -220,6 +220,11 @@ impl Server {
         self.child.id()
     }
 
+    /// Resident memory (VmRSS of `/proc/<pid>/status`) in KiB; 0 if it cannot be read.
+    pub fn rss_kib(&self) -> u64 {
+        rss_kib(self.pid())
+    }
+
     /// Sends a signal by name (`"TERM"`, `"INT"`, `"HUP"`, `"KILL"`) with `kill(1)`.
     pub fn signal(&self, sig: &str) {
         let status = Command::new("kill")
@@ -253,6 +258,16 @@ impl Drop for Server {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
     }
+}
+
+/// VmRSS of process `pid` in KiB; 0 if it cannot be read.
+pub fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
 }
 
 fn lock(lines: &Mutex<Vec<String>>) -> MutexGuard<'_, Vec<String>> {
