@@ -118,3 +118,32 @@ mod tests {
         assert!(first_tag_offset(b"XYZ\x01\x05\0\0\0\x09").is_none());
     }
 }
+
+/// Round trip on generated tags: `write_tag` after a file header, then `tags` walks them back.
+#[cfg(test)]
+mod proptests {
+    use super::*;
+    use proptest::collection::vec;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn write_then_walk(
+            written in vec((0u8..32, any::<u32>(), vec(any::<u8>(), 0..600)), 0..8),
+            audio in any::<bool>(),
+            video in any::<bool>(),
+        ) {
+            let mut data = file_header(audio, video).to_vec();
+            for (type_id, timestamp, body) in &written {
+                write_tag(&mut data, *type_id, *timestamp, body);
+            }
+            let start = first_tag_offset(&data).unwrap();
+            let walked: Vec<_> = tags(&data, start)
+                .map(|t| (t.type_id, t.timestamp, data[t.body].to_vec()))
+                .collect();
+            prop_assert_eq!(walked, written);
+        }
+    }
+}

@@ -1762,3 +1762,94 @@ mod tests {
         assert!(!boxed.to_string().is_empty());
     }
 }
+
+/// Round trips on generated values: encode then decode gives the value back (for the values
+/// each format represents one-to-one; see the module docs for the mapping).
+#[cfg(test)]
+mod proptests {
+    use super::*;
+    use proptest::collection::vec;
+    use proptest::prelude::*;
+
+    fn text(max: usize) -> impl Strategy<Value = String> {
+        vec(any::<char>(), 0..max).prop_map(String::from_iter)
+    }
+
+    /// Member names: never empty (the empty name ends a member list in both formats).
+    fn name() -> impl Strategy<Value = String> {
+        vec(any::<char>(), 1..6).prop_map(String::from_iter)
+    }
+
+    fn members(inner: impl Strategy<Value = Value>) -> impl Strategy<Value = Vec<(String, Value)>> {
+        vec((name(), inner), 0..4)
+    }
+
+    fn finite() -> impl Strategy<Value = f64> {
+        any::<f64>().prop_filter("NaN is not equal to itself", |n| !n.is_nan())
+    }
+
+    fn amf0_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            finite().prop_map(Value::Number),
+            any::<bool>().prop_map(Value::Boolean),
+            text(12).prop_map(Value::String),
+            text(12).prop_map(Value::Xml),
+            (finite(), any::<i16>()).prop_map(|(millis, tz)| Value::Date { millis, tz }),
+            vec(any::<u8>(), 0..16).prop_map(Value::ByteArray),
+            Just(Value::Null),
+            Just(Value::Undefined),
+            Just(Value::Unsupported),
+        ];
+        leaf.prop_recursive(3, 24, 4, |inner| {
+            prop_oneof![
+                members(inner.clone()).prop_map(Value::Object),
+                members(inner.clone()).prop_map(Value::EcmaArray),
+                vec(inner.clone(), 0..4).prop_map(Value::StrictArray),
+                (name(), members(inner))
+                    .prop_map(|(class, props)| Value::TypedObject { class, props }),
+            ]
+        })
+    }
+
+    fn amf3_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            finite().prop_map(Value::Number),
+            AMF3_INT_RANGE.prop_map(Value::Integer),
+            any::<bool>().prop_map(Value::Boolean),
+            text(12).prop_map(Value::String),
+            text(12).prop_map(Value::Xml),
+            finite().prop_map(|millis| Value::Date { millis, tz: 0 }),
+            vec(any::<u8>(), 0..16).prop_map(Value::ByteArray),
+            Just(Value::Null),
+            Just(Value::Undefined),
+        ];
+        leaf.prop_recursive(3, 24, 4, |inner| {
+            prop_oneof![
+                members(inner.clone()).prop_map(Value::Object),
+                // An empty associative part would come back as a dense (strict) array.
+                vec((name(), inner.clone()), 1..4).prop_map(Value::EcmaArray),
+                vec(inner.clone(), 0..4).prop_map(Value::StrictArray),
+                (name(), members(inner))
+                    .prop_map(|(class, props)| Value::TypedObject { class, props }),
+            ]
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn amf0_encode_decode(values in vec(amf0_value(), 0..4)) {
+            let mut bytes = Vec::new();
+            encode_amf0(&values, &mut bytes);
+            prop_assert_eq!(decode_amf0(&bytes).unwrap(), values);
+        }
+
+        #[test]
+        fn amf3_encode_decode(values in vec(amf3_value(), 0..4)) {
+            let mut bytes = Vec::new();
+            values.iter().for_each(|v| encode_amf3_value(v, &mut bytes));
+            prop_assert_eq!(decode_amf3(&bytes).unwrap(), values);
+        }
+    }
+}
