@@ -11,7 +11,6 @@ use serde_json::{json, Value};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -235,14 +234,7 @@ fn options_unknown_paths_and_statics_need_a_token_too() {
 
 /// A new empty directory for files a test writes.
 fn scratch_dir(name: &str) -> PathBuf {
-    static COUNTER: AtomicUsize = AtomicUsize::new(0);
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join("jwt-scratch")
-        .join(format!("{name}-{}-{n}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    common::server::scratch_dir("jwt-scratch", name)
 }
 
 /// Runs `openssl args` in `dir`; panics with its output if it fails (scripts/setup installs

@@ -48,7 +48,7 @@ impl Server {
 
     /// Like [`start`](Self::start) with extra environment variables for the server.
     pub fn start_with_env(name: &str, args: &[&str], env: &[(&str, &str)]) -> Server {
-        let dir = fresh_dir(name);
+        let dir = scratch_dir("servers", name);
         let full_args = full_args(args);
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_shardcast"));
         cmd.args(&full_args)
@@ -290,12 +290,13 @@ fn capture(name: &str, source: impl Read + Send + 'static, lines: Arc<Mutex<Vec<
     });
 }
 
-/// A new empty directory under the cargo target's tmp dir, unique per process and call.
-fn fresh_dir(name: &str) -> PathBuf {
+/// A new empty directory under the cargo target's tmp dir, `{group}/{name}-{pid}-{n}`,
+/// unique per process and call.
+pub fn scratch_dir(group: &str, name: &str) -> PathBuf {
     static COUNTER: AtomicUsize = AtomicUsize::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join("servers")
+        .join(group)
         .join(format!("{name}-{}-{n}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)
