@@ -96,6 +96,20 @@ const KEYS: &[(&str, &str)] = &[
     ),
     ("max_connections", "Connections per shard per listener"),
     (
+        "max_connections_per_ip",
+        "Connections from one client address, over every listener (0 = no limit)",
+    ),
+    ("max_streams", "Streams with a publisher at once"),
+    (
+        "max_players_per_stream",
+        "RTMP and HTTP-FLV players of one stream, over every shard",
+    ),
+    (
+        "max_shard_pending_bytes",
+        "Incomplete-message bytes buffered by all of a shard's RTMP connections",
+    ),
+    ("max_chunk_streams", "RTMP chunk stream ids one connection may use"),
+    (
         "player_queue_bytes",
         "Bytes queued per player before skipping to a keyframe",
     ),
@@ -253,6 +267,16 @@ pub struct Config {
     pub max_pending_bytes: usize,
     /// Connections per shard per listener.
     pub max_connections: usize,
+    /// Connections from one client address over every listener and shard; 0 = no limit.
+    pub max_connections_per_ip: usize,
+    /// Streams with a publisher, process-wide.
+    pub max_streams: usize,
+    /// RTMP and HTTP-FLV players of one stream, process-wide.
+    pub max_players_per_stream: usize,
+    /// Incomplete-message bytes of all of one shard's RTMP connections together.
+    pub max_shard_pending_bytes: usize,
+    /// Distinct RTMP chunk stream ids per connection.
+    pub max_chunk_streams: usize,
     /// Per-player queued bytes before skipping to the next keyframe.
     pub player_queue_bytes: usize,
     /// Consecutive keyframe skips before a lagging player is disconnected.
@@ -996,6 +1020,8 @@ fn check_ranges(c: &Config, origins: &Origins) -> Result<(), ConfigError> {
     let at_least_one = [
         ("window_ack_size", u64::from(c.window_ack_size)),
         ("max_connections", c.max_connections as u64),
+        ("max_streams", c.max_streams as u64),
+        ("max_players_per_stream", c.max_players_per_stream as u64),
         ("player_queue_bytes", c.player_queue_bytes as u64),
         (
             "record_max_pending_bytes",
@@ -1031,6 +1057,14 @@ fn check_ranges(c: &Config, origins: &Origins) -> Result<(), ConfigError> {
             max_message,
             u64::MAX,
         ),
+        (
+            "max_shard_pending_bytes",
+            c.max_shard_pending_bytes as u64,
+            c.max_pending_bytes as u64,
+            u64::MAX,
+        ),
+        // The protocol needs 2 (control) and 3 (commands); ids run up to 65599 (spec 5.3.1.1).
+        ("max_chunk_streams", c.max_chunk_streams as u64, 4, 65599),
     ];
     let rows = at_least_one
         .map(|(key, value)| (key, value, 1, u64::MAX))
@@ -1198,6 +1232,12 @@ mod tests {
         assert_eq!((c.rtmp_chunk_size, c.window_ack_size), (4096, 2_500_000));
         assert_eq!((c.max_message_size, c.max_chunk_size), (8 << 20, 0xFF_FFFF));
         assert_eq!((c.max_pending_bytes, c.max_connections), (32 << 20, 10_000));
+        assert_eq!((c.max_connections_per_ip, c.max_streams), (0, 1000));
+        assert_eq!(c.max_players_per_stream, 10_000);
+        assert_eq!(
+            (c.max_shard_pending_bytes, c.max_chunk_streams),
+            (256 << 20, 256)
+        );
         assert_eq!(
             (c.player_queue_bytes, c.player_max_skips, c.mesh_capacity),
             (8 << 20, 3, 4096)
@@ -1711,6 +1751,18 @@ mod tests {
         assert!(
             e.starts_with("--max_pending_bytes: 1000 is out of range: must be at least 8388608"),
             "{e}"
+        );
+        let e = error(&["--max_shard_pending_bytes", "1000"], &[], &[]);
+        assert!(
+            e.starts_with(
+                "--max_shard_pending_bytes: 1000 is out of range: must be at least 33554432"
+            ),
+            "{e}"
+        );
+        let e = error(&["--max_chunk_streams", "2"], &[], &[]);
+        assert_eq!(
+            e,
+            "--max_chunk_streams: 2 is out of range: must be in 4..=65599"
         );
         let e = error(&["--flv_archive", "--flv_dir="], &[], &[]);
         assert_eq!(e, "--flv_dir: must not be empty when flv_archive is true");

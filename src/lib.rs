@@ -7,6 +7,7 @@ pub mod hls;
 pub mod http;
 pub mod hub;
 pub mod keys;
+pub mod limits;
 pub mod media;
 pub mod record;
 pub mod relay;

@@ -77,16 +77,6 @@ fn apps_config(server_name: &str) -> std::path::PathBuf {
     file
 }
 
-/// A raw fmt0 chunk header (11-byte message header, csid 2..=63).
-fn fmt0_header(csid: u8, len: u32, type_id: u8, stream_id: u32) -> Vec<u8> {
-    assert!((2..64).contains(&csid));
-    let mut h = vec![csid, 0, 0, 0];
-    h.extend_from_slice(&len.to_be_bytes()[1..]);
-    h.push(type_id);
-    h.extend_from_slice(&stream_id.to_le_bytes());
-    h
-}
-
 /// Chunk size 1 is legal: a publisher that sets it and sends every message in 1-byte chunks
 /// is served, and its own player gets every frame.
 fn chunk_size_one(server: &Server) {
@@ -683,13 +673,7 @@ fn open_idle(addr: SocketAddr, n: usize) -> Vec<(TcpStream, Instant)> {
 
 /// The sum over shards of metric `name` with label `protocol="<proto>"` in `/metrics`.
 fn metric(server: &Server, name: &str, proto: &str) -> u64 {
-    let (_, _, body) = http_get(server.api_addr(), "/metrics");
-    let label = format!("protocol=\"{proto}\"");
-    String::from_utf8_lossy(&body)
-        .lines()
-        .filter(|l| l.starts_with(name) && l.contains(&label))
-        .filter_map(|l| l.split_whitespace().last()?.parse::<u64>().ok())
-        .sum()
+    metric_sum(server, name, &[&format!("protocol=\"{proto}\"")])
 }
 
 #[test]

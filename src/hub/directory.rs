@@ -31,6 +31,21 @@ impl Directory {
         }
     }
 
+    /// Record `key` as live unless `max` other streams are: a stream already listed (a
+    /// publisher replacing another) always may. Returns false when the stream is refused.
+    pub fn claim(&self, key: &str, max: usize) -> bool {
+        let Ok(mut live) = self.live.write() else {
+            return false;
+        };
+        if !live.contains_key(key) {
+            if live.len() >= max {
+                return false;
+            }
+            live.insert(key.to_string(), StreamInfo::default());
+        }
+        true
+    }
+
     /// Record that `key` has no publisher any more.
     pub fn remove(&self, key: &str) {
         if let Ok(mut live) = self.live.write() {
@@ -75,5 +90,17 @@ mod tests {
         assert_eq!(d.keys(), vec!["live/a", "live/b"]);
         d.remove("live/a");
         assert_eq!(d.get("live/a"), None);
+    }
+
+    #[test]
+    fn claim_caps_the_number_of_live_streams() {
+        let d = Directory::new();
+        assert!(d.claim("live/a", 2));
+        assert!(d.claim("live/b", 2));
+        assert!(!d.claim("live/c", 2), "a third stream");
+        assert!(d.claim("live/a", 2), "a republish of a live stream");
+        d.remove("live/b");
+        assert!(d.claim("live/c", 2));
+        assert_eq!(d.keys(), vec!["live/a", "live/c"]);
     }
 }

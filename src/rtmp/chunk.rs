@@ -196,6 +196,11 @@ impl ChunkDecoder {
         self.input.len()
     }
 
+    /// Payload bytes of the messages still incomplete (what `max_pending_bytes` bounds).
+    pub fn pending(&self) -> usize {
+        self.pending
+    }
+
     /// Parses chunks until one whole message is assembled; `Ok(None)` means more bytes are needed.
     pub fn next_message(&mut self) -> Result<Option<Message>, ChunkError> {
         loop {

@@ -145,6 +145,11 @@ impl ServerSession {
         self.out_chunk_size
     }
 
+    /// Bytes of incomplete messages held (see `ChunkDecoder::pending`).
+    pub fn pending_bytes(&self) -> usize {
+        self.decoder.pending()
+    }
+
     /// Bytes to send, if any. The buffer goes with them rather than being split off it: a
     /// split would keep the handshake's 3 KiB allocation alive for the connection's whole
     /// life, and most connections (players) send little else.

@@ -26,7 +26,8 @@ pub(crate) async fn serve(st: Rc<ShardState>, stream: TcpStream, peer: SocketAdd
         if let Err(why) = serve_requests(&st, Proto::Api, &io, handler).await {
             debug!(reason = %why, "closing");
         }
-        io.shutdown().await;
+        // Half-close and drain, so a final error reply is not lost to a reset.
+        super::io::linger_close(&io, super::io::LINGER).await;
     }
     .instrument(span)
     .await

@@ -48,7 +48,8 @@ pub(crate) async fn serve(st: Rc<ShardState>, stream: TcpStream, peer: SocketAdd
         if let Err(why) = outcome {
             debug!(reason = %why, "closing");
         }
-        io.shutdown().await;
+        // Half-close and drain, so a final error reply is not lost to a reset.
+        super::io::linger_close(&io, super::io::LINGER).await;
     }
     .instrument(span)
     .await

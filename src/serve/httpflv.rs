@@ -13,6 +13,7 @@ use super::ShardState;
 use crate::http::{self, Limits, Request, Response};
 use crate::hub::{release_burst, Item, PlayerQueue, StreamEvent, StreamInfo, StreamKey};
 use crate::keys;
+use crate::limits::Limit;
 use crate::stats::{Proto, Role, SessionGuard, SessionInfo};
 use bytes::Bytes;
 use futures_lite::future;
@@ -34,7 +35,8 @@ pub(crate) async fn serve(st: Rc<ShardState>, stream: TcpStream, peer: SocketAdd
         if let Err(why) = serve_request(&st, &io, peer).await {
             debug!(reason = %why, "closing");
         }
-        io.shutdown().await;
+        // Half-close and drain, so a final error reply is not lost to a reset.
+        super::io::linger_close(&io, super::io::LINGER).await;
     }
     .instrument(span)
     .await
@@ -45,6 +47,18 @@ async fn serve_request(st: &Rc<ShardState>, io: &Conn, peer: SocketAddr) -> Resu
     // only what playing needs.
     let Some((route, head_only)) = Box::pin(read_route(st, io)).await? else {
         return Ok(());
+    };
+    // A viewer's place under max_players_per_stream, held while it plays.
+    let (route, _ticket) = match route {
+        Route::Play(key, info, url) if !head_only => match st.admission.join(&key) {
+            Some(ticket) => (Route::Play(key, info, url), Some(ticket)),
+            None => {
+                st.stats.counters.limit_reached(Limit::PlayersPerStream);
+                let why = "stream player limit reached (max_players_per_stream)\n";
+                (Route::Reply(Response::text(503, why)), None)
+            }
+        },
+        other => (other, None),
     };
     let status = match &route {
         Route::Reply(resp) => resp.status,

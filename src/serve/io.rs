@@ -68,6 +68,31 @@ impl Conn {
     }
 }
 
+/// How long an HTTP connection lingers after its last reply (see [`linger_close`]).
+pub const LINGER: Duration = Duration::from_secs(2);
+/// Most bytes a lingering close reads and throws away.
+const LINGER_MAX_BYTES: usize = 64 * 1024;
+
+/// Close after a final reply without losing it (RFC 9112 section 9.6, "tear-down"): closing a
+/// socket with unread request bytes in its receive queue makes the kernel send RST, and a
+/// peer that gets the RST before reading the reply loses it. So: half-close (the peer sees
+/// the reply, then EOF), then read and discard what it still sends until it closes, for at
+/// most `limit` and [`LINGER_MAX_BYTES`].
+pub async fn linger_close(conn: &Conn, limit: Duration) {
+    conn.shutdown().await;
+    let drain = async {
+        let mut buf = [0u8; 512];
+        let mut left = LINGER_MAX_BYTES;
+        while left > 0 {
+            match conn.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => left = left.saturating_sub(n),
+            }
+        }
+    };
+    super::within(limit, drain).await;
+}
+
 /// Write every buffer of `bufs`, in order, with as few syscalls as the socket allows: one
 /// `sendmsg` gathers up to [`MAX_IOV`] shared buffers straight from their `Bytes`, so a
 /// player's pending frames go out without being copied into a per-player buffer first. When

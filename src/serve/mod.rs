@@ -22,6 +22,7 @@ use crate::config::{parse_listen_addr, Config};
 use crate::hls::{HlsConfig, HlsSettings, HlsSink, HlsStore};
 use crate::hub::{Directory, Hub, HubConfig, HubMsg, MeteredOutbox, SharedHub};
 use crate::keys::{KeyStore, MemoryKeyStore, RedisKeyStore, RedisTarget};
+use crate::limits::{Admission, Limit, PendingBudget};
 use crate::relay::Registry;
 use crate::stats::{HubFigures, Proto, ShardStats, StatsBoard};
 use futures_lite::future;
@@ -58,6 +59,10 @@ pub(crate) struct ShardState {
     pub board: Arc<StatsBoard>,
     /// Every relay of the process (pull, push, static push).
     pub relays: Arc<Registry>,
+    /// Connections per client address and players per stream, process-wide.
+    pub admission: Arc<Admission>,
+    /// This shard's incomplete RTMP message bytes (`max_shard_pending_bytes`).
+    pub pending: PendingBudget,
 }
 
 impl ShardState {
@@ -91,6 +96,7 @@ struct Shared {
     board: Arc<StatsBoard>,
     jwt: Option<Arc<JwtAuth>>,
     relays: Arc<Registry>,
+    admission: Arc<Admission>,
 }
 
 /// Run the server until SIGINT/SIGTERM.
@@ -135,6 +141,7 @@ pub fn run(cfg: Config) -> std::io::Result<()> {
         }
         log_statics_dir(&cfg);
     }
+    let cfg_limits = (cfg.max_connections_per_ip, cfg.max_players_per_stream);
     let shared = Shared {
         keys: key_store(&cfg)?,
         cfg: Arc::new(cfg),
@@ -146,6 +153,7 @@ pub fn run(cfg: Config) -> std::io::Result<()> {
         board: Arc::new(StatsBoard::new(shards)),
         jwt,
         relays: Arc::new(Registry::new()),
+        admission: Admission::new(cfg_limits.0, cfg_limits.1),
     };
     shards::run::<HubMsg, _, _>(options, move |ctx| {
         let shared = shared.clone();
@@ -261,6 +269,7 @@ async fn shard_main(ctx: shards::ShardContext<HubMsg>, shared: Shared, listeners
     // An HLS viewer is listed while it keeps fetching: hls.js reloads the playlist about
     // once per target duration.
     let hls_expiry = Duration::from_secs(shared.cfg.hls_fragment * 3 + 5);
+    let pending = PendingBudget::new(shared.cfg.max_shard_pending_bytes);
     let st = Rc::new(ShardState {
         id: ctx.id,
         cfg: shared.cfg,
@@ -277,6 +286,8 @@ async fn shard_main(ctx: shards::ShardContext<HubMsg>, shared: Shared, listeners
         stats: ShardStats::new(ctx.id, hls_expiry),
         board: shared.board,
         relays: shared.relays,
+        admission: shared.admission,
+        pending,
     });
     let _ = shard_cell.set(Rc::downgrade(&st));
     let _sweeper = watch::spawn_sweeper(st.watchlist.clone());
@@ -397,6 +408,7 @@ fn spawn_ticker(
                 mesh_sent: outbox.sent.get(),
                 mesh_full: outbox.full.get(),
                 mesh_received: received.get(),
+                pending_bytes: st.pending.used() as u64,
             };
             st.board
                 .publish(st.stats.tick(std::time::Instant::now(), figures));
@@ -418,7 +430,8 @@ fn spawn_merge_flusher(hub: SharedHub, every_ms: u64) -> Option<glommio::Task<()
     })
 }
 
-/// Accept connections forever, each in its own task, at most `max_connections` at a time.
+/// Accept connections forever, each in its own task, at most `max_connections` at a time and
+/// `max_connections_per_ip` from one address (over every listener and shard).
 fn spawn_accept<F, Fut>(
     listener: TcpListener,
     st: Rc<ShardState>,
@@ -431,6 +444,7 @@ where
 {
     glommio::spawn_local(async move {
         let open = Rc::new(Cell::new(0usize));
+        let refusing = Rc::new(Cell::new(0usize));
         loop {
             let stream = match listener.accept().await {
                 Ok(s) => s,
@@ -441,20 +455,16 @@ where
                     continue;
                 }
             };
-            if open.get() >= st.cfg.max_connections {
-                st.stats.counters.refused(proto);
-                warn!(
-                    proto = proto.label(),
-                    shard = st.id,
-                    limit = st.cfg.max_connections,
-                    "connection refused: limit reached"
-                );
-                drop(stream);
-                continue;
-            }
             let peer = stream
                 .peer_addr()
                 .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+            let ticket = match admit(&st, open.get(), peer) {
+                Ok(ticket) => ticket,
+                Err(limit) => {
+                    refuse(&st, proto, stream, limit, &refusing);
+                    continue;
+                }
+            };
             open.set(open.get() + 1);
             st.stats.counters.accepted(proto);
             let open2 = open.clone();
@@ -462,12 +472,68 @@ where
             let fut = handler(st.clone(), stream, peer);
             glommio::spawn_local(async move {
                 fut.await;
+                drop(ticket);
                 open2.set(open2.get() - 1);
                 st2.stats.counters.closed(proto);
             })
             .detach();
         }
     })
+}
+
+/// Whether a new connection from `peer` may be served, with `open` already open on this
+/// listener of this shard.
+fn admit(st: &ShardState, open: usize, peer: SocketAddr) -> Result<crate::limits::Ticket, Limit> {
+    if open >= st.cfg.max_connections {
+        return Err(Limit::Connections);
+    }
+    st.admission
+        .connect(peer.ip())
+        .ok_or(Limit::ConnectionsPerIp)
+}
+
+/// Most refusals answered at once per listener and shard; beyond it, refused sockets are
+/// simply closed (a flood must not buy a task per connection).
+const MAX_REFUSALS_ANSWERING: usize = 64;
+/// How long a refusal's 503 may take to leave.
+const REFUSAL_WRITE: Duration = Duration::from_secs(1);
+
+/// Turn a connection away: counted, logged, and on the HTTP listeners answered with a 503
+/// naming the limit (RTMP has no way to say why before the handshake: it is closed).
+fn refuse(
+    st: &ShardState,
+    proto: Proto,
+    stream: TcpStream,
+    limit: Limit,
+    refusing: &Rc<Cell<usize>>,
+) {
+    st.stats.counters.refused(proto);
+    st.stats.counters.limit_reached(limit);
+    warn!(
+        proto = proto.label(),
+        shard = st.id,
+        limit = limit.label(),
+        "connection refused: limit reached"
+    );
+    if proto == Proto::Rtmp || refusing.get() >= MAX_REFUSALS_ANSWERING {
+        return;
+    }
+    let status = 503;
+    st.stats.counters.http_response(proto, status);
+    let mut out = Vec::new();
+    crate::http::Response::text(status, format!("limit reached: {}\n", limit.label()))
+        .header("Retry-After", "5")
+        .write_to(&mut out, false, false);
+    refusing.set(refusing.get() + 1);
+    let refusing = refusing.clone();
+    glommio::spawn_local(async move {
+        let conn = io::Conn::new(stream);
+        if within(REFUSAL_WRITE, conn.write_all(&out)).await.is_some() {
+            io::linger_close(&conn, REFUSAL_WRITE).await;
+        }
+        refusing.set(refusing.get() - 1);
+    })
+    .detach();
 }
 
 /// Race `fut` against a timeout; `None` when the time ran out.

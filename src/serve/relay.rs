@@ -367,6 +367,12 @@ fn list<S>(job: &Job, role: StatsRole, link: &Link<S>) -> SessionGuard {
 async fn pull<S: Io>(job: &Job, link: &Link<S>) -> Ended {
     let st = &job.st;
     let conn = st.next_conn_id();
+    if !st.directory.claim(&job.key, st.cfg.max_streams) {
+        st.stats
+            .counters
+            .limit_reached(crate::limits::Limit::Streams);
+        return Ended::Failed("max_streams reached: not publishing locally".into());
+    }
     let id = st.hub.borrow_mut().start_publish(&job.key, conn);
     let guard = list(job, StatsRole::Publisher, link);
     job.handle.set_state(State::Running);

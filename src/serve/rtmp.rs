@@ -12,6 +12,7 @@ use super::watch::{Alarm, Watched};
 use super::{within, ShardState};
 use crate::hub::{release_burst, Frame, Item, PlayerQueue, PubId, StreamEvent, StreamKey};
 use crate::keys::{self, KeyError};
+use crate::limits::{Limit, Ticket};
 use crate::rtmp::chunk::DecoderLimits;
 use crate::rtmp::session::{Event, ServerSession, SessionConfig};
 use crate::stats::{Proto, SessionGuard, SessionInfo};
@@ -75,6 +76,10 @@ struct RtmpConn {
     tc_url: RefCell<String>,
     /// The publish or play session as `/stat/livestat` lists it.
     listed: RefCell<Option<SessionGuard>>,
+    /// This player's place under `max_players_per_stream`.
+    player_ticket: RefCell<Option<Ticket>>,
+    /// Incomplete-message bytes last reported to the shard's `PendingBudget`.
+    pending_reported: Cell<usize>,
 }
 
 /// Longest `tcUrl` kept for stats.
@@ -125,7 +130,7 @@ impl RtmpConn {
                 max_message_size: cfg.max_message_size,
                 max_chunk_size: cfg.max_chunk_size,
                 max_pending_bytes: cfg.max_pending_bytes,
-                ..DecoderLimits::default()
+                max_chunk_streams: cfg.max_chunk_streams,
             },
         });
         // No per-read socket timeout: the shard's sweeper checks handshake_timeout and
@@ -152,6 +157,8 @@ impl RtmpConn {
             peer,
             tc_url: RefCell::default(),
             listed: RefCell::default(),
+            player_ticket: RefCell::default(),
+            pending_reported: Cell::new(0),
             st,
         }
     }
@@ -199,6 +206,7 @@ impl RtmpConn {
             if let Err(e) = fed {
                 return Err(format!("bad input: {e}"));
             }
+            self.check_pending()?;
             for ev in events.drain(..) {
                 if let Err(why) = self.on_event(ev).await {
                     self.flush_session();
@@ -211,6 +219,24 @@ impl RtmpConn {
                 buf = vec![0u8; PLAYER_READ_BUF];
             }
         }
+    }
+
+    /// Report this connection's incomplete-message bytes to the shard; the connection that
+    /// takes the shard over `max_shard_pending_bytes` is closed.
+    fn check_pending(&self) -> Result<(), String> {
+        let now = self.session.borrow().pending_bytes();
+        if now == self.pending_reported.get() {
+            return Ok(());
+        }
+        if self.st.pending.update(&self.pending_reported, now) {
+            return Ok(());
+        }
+        self.st.stats.counters.limit_reached(Limit::PendingBytes);
+        Err(format!(
+            "holds {now} bytes of incomplete messages while the shard is over \
+             max_shard_pending_bytes ({})",
+            self.st.cfg.max_shard_pending_bytes
+        ))
     }
 
     fn secs(&self, s: u64) -> Duration {
@@ -296,6 +322,15 @@ impl RtmpConn {
             }
         };
         let key: StreamKey = format!("{app}/{room}").into();
+        if !self.st.directory.claim(&key, self.st.cfg.max_streams) {
+            self.st.stats.counters.limit_reached(Limit::Streams);
+            self.session.borrow_mut().reject_publish(
+                stream_id,
+                "NetStream.Publish.Rejected",
+                "server stream limit reached (max_streams)",
+            );
+            return Err(format!("publish of `{key}` refused: max_streams reached"));
+        }
         let id = self.st.hub.borrow_mut().start_publish(&key, self.conn_id);
         self.session.borrow_mut().accept_publish(stream_id, &room);
         self.list(crate::stats::Role::Publisher, &key, &room, stream_id);
@@ -331,6 +366,19 @@ impl RtmpConn {
             return Err(format!("play refused: invalid name: {e}"));
         }
         let key: StreamKey = format!("{}/{}", self.app(), name).into();
+        let Some(ticket) = self.st.admission.join(&key) else {
+            self.st
+                .stats
+                .counters
+                .limit_reached(Limit::PlayersPerStream);
+            self.session.borrow_mut().reject_play(
+                stream_id,
+                "NetStream.Play.Failed",
+                "stream player limit reached (max_players_per_stream)",
+            );
+            return Err(format!("play of `{key}` refused: max_players_per_stream"));
+        };
+        *self.player_ticket.borrow_mut() = Some(ticket);
         self.session.borrow_mut().accept_play(stream_id, &name);
         self.flush_session();
         self.play_stream.set(stream_id);
@@ -376,6 +424,8 @@ impl RtmpConn {
     /// Stop publishing or playing, if doing either.
     fn leave(&self) {
         self.listed.borrow_mut().take();
+        self.player_ticket.borrow_mut().take();
+        self.st.pending.release(&self.pending_reported);
         let role = std::mem::replace(&mut *self.role.borrow_mut(), Role::None);
         match role {
             Role::Publisher { key, id, .. } => {

@@ -19,6 +19,7 @@ pub use report::{livestat, metrics_text, LivestatError};
 pub use time::rfc3339;
 
 use crate::hub::StreamKey;
+use crate::limits::Limit;
 use crate::media::MediaKind;
 use ahash::AHashMap;
 use serde::Serialize;
@@ -283,6 +284,8 @@ pub struct Counters {
     /// added at report time).
     dropped_ended: Cell<u64>,
     http: RefCell<AHashMap<(Proto, u16), u64>>,
+    /// Refusals by limit (indexed by `Limit::index`).
+    limits: [Cell<u64>; 5],
 }
 
 fn bump(c: &Cell<u64>, n: u64) {
@@ -302,6 +305,11 @@ impl Counters {
 
     pub fn refused(&self, p: Proto) {
         bump(&self.refused[p.index()], 1);
+    }
+
+    /// Something (a connection, publish or play) was refused at `limit`.
+    pub fn limit_reached(&self, limit: Limit) {
+        bump(&self.limits[limit.index()], 1);
     }
 
     pub fn bytes_in(&self, p: Proto, n: usize) {
@@ -341,6 +349,8 @@ pub struct HubFigures {
     pub mesh_sent: u64,
     pub mesh_full: u64,
     pub mesh_received: u64,
+    /// Bytes of incomplete RTMP messages the shard's connections hold.
+    pub pending_bytes: u64,
 }
 
 /// A shard's figures at one tick.
@@ -351,6 +361,8 @@ pub struct ShardReport {
     pub open: [u64; 4],
     pub accepted: [u64; 4],
     pub refused: [u64; 4],
+    /// Refusals by limit (indexed by `Limit::index`).
+    pub limit_refusals: [u64; 5],
     pub bytes_in: [u64; 4],
     pub bytes_out: [u64; 4],
     pub slow_closed: u64,
@@ -436,6 +448,7 @@ impl ShardStats {
             open: Counters::per_proto(&c.open),
             accepted: Counters::per_proto(&c.accepted),
             refused: Counters::per_proto(&c.refused),
+            limit_refusals: std::array::from_fn(|i| c.limits[i].get()),
             bytes_in: Counters::per_proto(&c.bytes_in),
             bytes_out: Counters::per_proto(&c.bytes_out),
             slow_closed: c.slow_closed.get(),

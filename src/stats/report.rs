@@ -1,6 +1,7 @@
 //! Rendering the shards' reports: `/stat/livestat` JSON and `/metrics` text.
 
 use super::{Proto, Role, SessionReport, ShardReport};
+use crate::limits::Limit;
 use serde_json::{json, Value};
 use std::fmt::Write;
 
@@ -147,7 +148,7 @@ pub fn metrics_text(reports: &[ShardReport], relays: &[(&str, &str, u64)]) -> St
         (
             "shardcast_connections_refused_total",
             "counter",
-            "Connections refused at max_connections.",
+            "Connections refused at accept (max_connections or max_connections_per_ip).",
         ),
         |r| &r.refused,
     );
@@ -243,6 +244,17 @@ pub fn metrics_text(reports: &[ShardReport], relays: &[(&str, &str, u64)]) -> St
         |r| r.hub.mesh_full,
     );
     http_responses(o, reports);
+    limit_refusals(o, reports);
+    per_shard(
+        o,
+        reports,
+        (
+            "shardcast_pending_message_bytes",
+            "gauge",
+            "Bytes of incomplete RTMP messages held (bounded by max_shard_pending_bytes).",
+        ),
+        |r| r.hub.pending_bytes,
+    );
     relay_gauge(o, relays);
     out
 }
@@ -257,6 +269,24 @@ fn relay_gauge(out: &mut String, relays: &[(&str, &str, u64)]) {
     );
     for (kind, state, n) in relays {
         f.sample(name, &[("kind", kind), ("state", state)], *n);
+    }
+}
+
+/// Refusals at each configured limit, by shard.
+fn limit_refusals(out: &mut String, reports: &[ShardReport]) {
+    let name = "shardcast_limit_refusals_total";
+    let mut f = Family::start(
+        out,
+        name,
+        "counter",
+        "Connections, publishes and plays refused at a configured limit (the config key).",
+    );
+    for limit in Limit::ALL {
+        for r in reports {
+            let shard = r.shard.to_string();
+            let labels = [("limit", limit.label()), ("shard", shard.as_str())];
+            f.sample(name, &labels, r.limit_refusals[limit.index()]);
+        }
     }
 }
 

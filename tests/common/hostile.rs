@@ -103,6 +103,16 @@ pub fn connected(addr: SocketAddr) -> (RtmpClient, SocketAddr) {
     (client, peer)
 }
 
+/// A raw fmt0 chunk header (11-byte message header, csid 2..=63).
+pub fn fmt0_header(csid: u8, len: u32, type_id: u8, stream_id: u32) -> Vec<u8> {
+    assert!((2..64).contains(&csid));
+    let mut h = vec![csid, 0, 0, 0];
+    h.extend_from_slice(&len.to_be_bytes()[1..]);
+    h.push(type_id);
+    h.extend_from_slice(&stream_id.to_le_bytes());
+    h
+}
+
 pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }

@@ -253,6 +253,22 @@ pub fn key_of(server: &Server, room: &str) -> String {
     key
 }
 
+/// The sum of the samples of metric `name` in `/metrics` whose labels contain every one of
+/// `labels` (e.g. `limit="max_streams"`), over shards and other labels.
+pub fn metric_sum(server: &Server, name: &str, labels: &[&str]) -> u64 {
+    let (status, _, body) = http_get(server.api_addr(), "/metrics");
+    assert_eq!(status, 200, "/metrics");
+    String::from_utf8_lossy(&body)
+        .lines()
+        .filter(|l| {
+            l.strip_prefix(name)
+                .is_some_and(|r| r.starts_with(['{', ' ']))
+        })
+        .filter(|l| labels.iter().all(|want| l.contains(want)))
+        .filter_map(|l| l.split_whitespace().last()?.parse::<u64>().ok())
+        .sum()
+}
+
 /// Reads (and keeps) whatever arrives until the server closes the connection (EOF or reset):
 /// `Some(bytes)` if that happens within `timeout`, else `None`.
 pub fn read_until_closed(stream: &mut TcpStream, timeout: Duration) -> Option<Vec<u8>> {

@@ -18,7 +18,9 @@ pub use ffmpeg::{
     require_ffmpeg, test_media, test_media_variant, Variant, DURATION_SECS, FPS, FRAMES, GOP,
 };
 pub use flv::{parse_flv, read_flv_tags, FlvTag};
-pub use http::{api_json, header, http_get, http_open, key_of, read_until_closed, HttpResponse};
+pub use http::{
+    api_json, header, http_get, http_open, key_of, metric_sum, read_until_closed, HttpResponse,
+};
 pub use rtmp::{publish_frames, shard_of, MediaMessage, RtmpClient};
 pub use server::{rss_kib, run_to_exit, Server};
 pub use shardcast::rtmp::client::{ClientEvent, MediaKind};
