@@ -476,6 +476,24 @@ fn a_redis_outage_is_503_and_refused_publishes_until_it_returns() {
 }
 
 #[test]
+fn a_publish_in_progress_survives_a_redis_restart() {
+    let mut redis = RedisServer::start();
+    let a = node_a(&redis, "redis-restart-a");
+    let b = node_b(&redis, "redis-restart-b");
+    let key = key_from(&a, "/control/get?room=movie");
+    // The key is checked once, at publish: an outage after it must not touch the stream.
+    let stream = common::hostile::HealthyStream::start(b.rtmp_addr(), "movie", &key);
+    redis.stop();
+    assert_eq!(api(&a, "/control/get?room=movie").0, 503, "Redis is down");
+    redis.restart();
+    let (status, data) = wait_for_status(&a, "/control/get?room=movie", 200);
+    assert_eq!(status, 200, "{data}");
+    // Redis came back empty: the running stream still lost no frame and was not cut.
+    let frames = stream.finish();
+    assert!(frames > 0);
+}
+
+#[test]
 fn a_hung_redis_is_503_within_the_timeouts_not_a_hang() {
     let redis = RedisServer::start();
     let a = node_a(&redis, "redis-hung-a");

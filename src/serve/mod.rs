@@ -396,7 +396,7 @@ fn spawn_ticker(
     outbox: Rc<MeteredOutbox>,
     received: Rc<Cell<u64>>,
 ) -> glommio::Task<()> {
-    glommio::spawn_local(async move {
+    spawn(async move {
         loop {
             glommio::timer::sleep(Duration::from_secs(1)).await;
             st.hub.borrow_mut().tick();
@@ -409,6 +409,7 @@ fn spawn_ticker(
                 mesh_full: outbox.full.get(),
                 mesh_received: received.get(),
                 pending_bytes: st.pending.used() as u64,
+                tasks: running_tasks(),
             };
             st.board
                 .publish(st.stats.tick(std::time::Instant::now(), figures));
@@ -421,7 +422,7 @@ fn spawn_ticker(
 fn spawn_merge_flusher(hub: SharedHub, every_ms: u64) -> Option<glommio::Task<()>> {
     let every = Duration::from_millis(every_ms);
     (every_ms > 0).then(|| {
-        glommio::spawn_local(async move {
+        spawn(async move {
             loop {
                 glommio::timer::sleep(every).await;
                 hub.borrow().flush_held();
@@ -442,7 +443,7 @@ where
     F: Fn(Rc<ShardState>, TcpStream, SocketAddr) -> Fut + 'static,
     Fut: std::future::Future<Output = ()> + 'static,
 {
-    glommio::spawn_local(async move {
+    spawn(async move {
         let open = Rc::new(Cell::new(0usize));
         let refusing = Rc::new(Cell::new(0usize));
         loop {
@@ -470,7 +471,7 @@ where
             let open2 = open.clone();
             let st2 = st.clone();
             let fut = handler(st.clone(), stream, peer);
-            glommio::spawn_local(async move {
+            spawn(async move {
                 fut.await;
                 drop(ticket);
                 open2.set(open2.get() - 1);
@@ -526,7 +527,7 @@ fn refuse(
         .write_to(&mut out, false, false);
     refusing.set(refusing.get() + 1);
     let refusing = refusing.clone();
-    glommio::spawn_local(async move {
+    spawn(async move {
         let conn = io::Conn::new(stream);
         if within(REFUSAL_WRITE, conn.write_all(&out)).await.is_some() {
             io::linger_close(&conn, REFUSAL_WRITE).await;
@@ -534,6 +535,38 @@ fn refuse(
         refusing.set(refusing.get() - 1);
     })
     .detach();
+}
+
+thread_local! {
+    /// Tasks spawned through [`spawn`] still running on this thread (a shard is one thread).
+    static TASKS: Cell<u64> = const { Cell::new(0) };
+}
+
+/// Gives the task's place back when the task ends or is dropped.
+struct TaskCount;
+
+impl Drop for TaskCount {
+    fn drop(&mut self) {
+        TASKS.with(|t| t.set(t.get().saturating_sub(1)));
+    }
+}
+
+/// Spawn a task on this shard, counted in `shardcast_tasks{shard}` while it lives (the soak
+/// bench watches that it stays flat).
+pub(crate) fn spawn<T: 'static>(
+    fut: impl std::future::Future<Output = T> + 'static,
+) -> glommio::Task<T> {
+    TASKS.with(|t| t.set(t.get() + 1));
+    let count = TaskCount;
+    glommio::spawn_local(async move {
+        let _count = count;
+        fut.await
+    })
+}
+
+/// Tasks of this shard spawned through [`spawn`] and not ended.
+fn running_tasks() -> u64 {
+    TASKS.with(Cell::get)
 }
 
 /// Race `fut` against a timeout; `None` when the time ran out.

@@ -182,7 +182,7 @@ impl HomeSink for RecordSink {
         self.recorders.add(rec.clone());
         let recorders = self.recorders.clone();
         let writer = rec.clone();
-        glommio::spawn_local(async move {
+        super::spawn(async move {
             write_recording(&writer, dir, &app, &room).await;
             writer.pending.borrow_mut().done = true;
             recorders.remove(&writer);

@@ -345,7 +345,7 @@ fn spawn(job: Job, first: Option<Link<Transport>>) {
         url = %job.handle.url,
         shard = job.st.id
     );
-    glommio::spawn_local(run(job, first).instrument(span)).detach();
+    super::spawn(run(job, first).instrument(span)).detach();
 }
 
 /// List a relay session in `/stat/livestat`.

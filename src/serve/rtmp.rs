@@ -188,7 +188,7 @@ impl RtmpConn {
         let mut events = Vec::new();
         loop {
             let n = match self.io.read(&mut buf).await {
-                Ok(0) => return Ok("peer closed"),
+                Ok(0) => return self.peer_closed(),
                 Ok(n) if n == buf.len() && n < READ_BUF => {
                     buf.resize(READ_BUF, 0);
                     n
@@ -218,6 +218,17 @@ impl RtmpConn {
                 // A player only sends acks from now on: a thousand of them need no 4 KiB each.
                 buf = vec![0u8; PLAYER_READ_BUF];
             }
+        }
+    }
+
+    /// EOF: a normal end, unless it cut a message short (an encoder that died mid-write),
+    /// which the log says (the whole messages before it were delivered and recorded).
+    fn peer_closed(&self) -> Outcome {
+        match self.session.borrow().pending_bytes() {
+            0 => Ok("peer closed"),
+            n => Err(format!(
+                "peer closed mid-message ({n} bytes of incomplete messages dropped)"
+            )),
         }
     }
 

@@ -91,7 +91,7 @@ impl Watchlist {
 
 /// Sweep the shard's connections every [`TICK`], forever.
 pub(crate) fn spawn_sweeper(list: Rc<Watchlist>) -> glommio::Task<()> {
-    glommio::spawn_local(async move {
+    super::spawn(async move {
         loop {
             glommio::timer::sleep(TICK).await;
             list.sweep(Instant::now());

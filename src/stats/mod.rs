@@ -351,6 +351,8 @@ pub struct HubFigures {
     pub mesh_received: u64,
     /// Bytes of incomplete RTMP messages the shard's connections hold.
     pub pending_bytes: u64,
+    /// Tasks the shard runs (connections, writers, relays, recordings, timers).
+    pub tasks: u64,
 }
 
 /// A shard's figures at one tick.

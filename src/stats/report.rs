@@ -255,6 +255,16 @@ pub fn metrics_text(reports: &[ShardReport], relays: &[(&str, &str, u64)]) -> St
         ),
         |r| r.hub.pending_bytes,
     );
+    per_shard(
+        o,
+        reports,
+        (
+            "shardcast_tasks",
+            "gauge",
+            "Tasks the shard runs: one per connection, plus writers, relays, recordings, timers.",
+        ),
+        |r| r.hub.tasks,
+    );
     relay_gauge(o, relays);
     out
 }
