@@ -730,7 +730,7 @@ fn composition_ms(frame: &Frame) -> i32 {
     if frame.kind != MediaKind::Video {
         return 0;
     }
-    crate::media::avc::parse_video_tag(&frame.payload).map_or(0, |t| t.composition_ms)
+    crate::media::ertmp::parse_video(&frame.payload).map_or(0, |t| t.composition_ms)
 }
 
 /// Send shard `to` the stream's cached state; true if it was queued.
