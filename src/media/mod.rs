@@ -9,6 +9,7 @@ pub mod aac;
 pub mod avc;
 pub mod ertmp;
 pub mod flv;
+pub mod hevc;
 pub mod mpa;
 pub mod ts;
 
