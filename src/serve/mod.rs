@@ -410,8 +410,9 @@ fn spawn_ticker(
                 mesh_received: received.get(),
                 pending_bytes: st.pending.used() as u64,
             };
-            st.board
-                .publish(st.stats.tick(std::time::Instant::now(), figures));
+            let mut report = st.stats.tick(std::time::Instant::now(), figures);
+            report.streams = st.hub.borrow().codecs();
+            st.board.publish(report);
         }
     })
 }
