@@ -578,4 +578,94 @@ mod tests {
         let garbage = Frame::from_message(MediaKind::Video, 0, Bytes::from_static(&[0x17]));
         assert!(!s.push(&garbage));
     }
+
+    /// An E-RTMP HEVC SequenceStart (`hvc1`) with a minimal record: VPS, SPS, PPS arrays.
+    fn hevc_header() -> Frame {
+        let mut body = b"\x90hvc1".to_vec();
+        body.extend_from_slice(&[1, 1, 0x60, 0, 0, 0, 0x90, 0, 0, 0, 0, 0, 0x3c, 0xf0, 0]);
+        body.extend_from_slice(&[0xfc, 0xfd, 0xf8, 0xf8, 0, 0, 0x0f, 3]);
+        for nal in [
+            &[0x40u8, 0x01, 0x0c][..],
+            &[0x42, 0x01, 0x01],
+            &[0x44, 0x01, 0xc0],
+        ] {
+            body.extend_from_slice(&[0x20 | (nal[0] >> 1), 0, 1, 0, nal.len() as u8]);
+            body.extend_from_slice(nal);
+        }
+        Frame::from_message(MediaKind::Video, 0, Bytes::from(body))
+    }
+
+    /// An E-RTMP HEVC coded frame: IDR_N_LP (key) or TRAIL_R, composition time 0.
+    fn hevc_video(ts: u32, key: bool) -> Frame {
+        let nal: &[u8] = if key {
+            &[0x28, 0x01, 0xaf]
+        } else {
+            &[0x02, 0x01, 0xd0]
+        };
+        let mut body = vec![if key { 0x91 } else { 0xa1 }];
+        body.extend_from_slice(b"hvc1\0\0\0");
+        body.extend_from_slice(&(nal.len() as u32).to_be_bytes());
+        body.extend_from_slice(nal);
+        Frame::from_message(MediaKind::Video, ts, Bytes::from(body))
+    }
+
+    #[test]
+    fn enhanced_rtmp_hevc_goes_into_ts_as_stream_type_0x24_with_opus_left_out() {
+        let mut s = Segmenter::new(cfg(6, 0), "m");
+        s.push(&hevc_header());
+        let opus_head = Frame::from_message(
+            MediaKind::Audio,
+            0,
+            Bytes::from_static(b"\x90OpusOpusHead\x01\x01"),
+        );
+        s.push(&opus_head);
+        for i in 0..120u32 {
+            s.push(&hevc_video(i * 33, i % 30 == 0));
+            let opus = Frame::from_message(
+                MediaKind::Audio,
+                i * 33,
+                Bytes::from_static(b"\x91Opus\xf8\xff"),
+            );
+            s.push(&opus);
+        }
+        s.finish(true);
+        let view = s.view();
+        assert!(!view.segments.is_empty());
+        let ts = &view.segments[0].1;
+        // PMT (second packet): one stream, HEVC (0x24) on the video PID; no audio stream.
+        let pmt = &ts[188..376];
+        assert_eq!(pmt[5], 0x02, "PMT table id");
+        let section_len = usize::from(pmt[6] & 0x0f) << 8 | usize::from(pmt[7]);
+        assert_eq!(section_len, 13 + 5, "one elementary stream");
+        assert_eq!(pmt[17], 0x24, "HEVC stream type");
+        // The first PES: AUD, then VPS/SPS/PPS, then the IDR slice.
+        let want: Vec<u8> = [
+            &[0, 0, 0, 1, 0x46, 0x01, 0x50][..],
+            &[0, 0, 0, 1, 0x40, 0x01, 0x0c],
+            &[0, 0, 0, 1, 0x42, 0x01, 0x01],
+            &[0, 0, 0, 1, 0x44, 0x01, 0xc0],
+            &[0, 0, 0, 1, 0x28, 0x01, 0xaf],
+        ]
+        .concat();
+        assert!(
+            ts.windows(want.len()).any(|w| w == want.as_slice()),
+            "Annex-B IRAP access unit in the segment"
+        );
+        // Legacy codec id 12 HEVC is carried the same way.
+        let mut legacy = Segmenter::new(cfg(6, 0), "l");
+        let mut header = vec![0x1c, 0, 0, 0, 0];
+        header.extend_from_slice(&hevc_header().payload[5..]);
+        legacy.push(&Frame::from_message(
+            MediaKind::Video,
+            0,
+            Bytes::from(header),
+        ));
+        let mut key = vec![0x1c, 1, 0, 0, 0];
+        key.extend_from_slice(&hevc_video(0, true).payload[8..]);
+        legacy.push(&Frame::from_message(MediaKind::Video, 0, Bytes::from(key)));
+        legacy.finish(true);
+        let seg = &legacy.view().segments[0].1;
+        assert_eq!(seg[188 + 17], 0x24);
+        assert!(seg.windows(want.len()).any(|w| w == want.as_slice()));
+    }
 }
