@@ -9,6 +9,7 @@ mod common;
 use common::modern::*;
 use common::*;
 use shardcast::media::ertmp::{self, AudioPacket, VideoPacket};
+use shardcast::media::flv;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::thread;
@@ -249,7 +250,7 @@ fn late_joiner(clip: Clip) {
         "first audio message is the audio sequence header: {summary:?}"
     );
 
-    // HTTP-FLV announces both tracks.
+    // HTTP-FLV: both tracks announced, then the same start, the publisher's bytes as tags.
     let mut resp = http_open(
         server.httpflv_addr(),
         "GET",
@@ -258,10 +259,50 @@ fn late_joiner(clip: Clip) {
     )
     .unwrap();
     assert_eq!(resp.status, 200);
-    let mut head = [0u8; 13];
-    std::io::Read::read_exact(&mut resp.body, &mut head).unwrap();
-    assert_eq!(&head[..5], b"FLV\x01\x05");
+    let mut flv = Vec::new();
+    let mut chunk = [0u8; 16 * 1024];
+    while flv::tags(&flv, 13)
+        .filter(|t| {
+            t.type_id == 9
+                && ertmp::parse_video(&flv[t.body.clone()])
+                    .is_ok_and(|v| v.packet == VideoPacket::CodedFrames)
+        })
+        .count()
+        == 0
+    {
+        let n = std::io::Read::read(&mut resp.body, &mut chunk).unwrap();
+        assert!(
+            n > 0 && flv.len() < 1 << 20,
+            "HTTP-FLV ended before a picture"
+        );
+        flv.extend_from_slice(&chunk[..n]);
+    }
     drop(resp);
+    assert_eq!(&flv[..5], b"FLV\x01\x05", "FLV header: audio and video");
+    let videos: Vec<&[u8]> = flv::tags(&flv, 13)
+        .filter(|t| t.type_id == 9)
+        .map(|t| &flv[t.body])
+        .collect();
+    assert_eq!(
+        videos[0],
+        &source
+            .iter()
+            .find(|(k, _)| *k == MediaKind::Video)
+            .unwrap()
+            .1[..]
+    );
+    let picture = videos
+        .iter()
+        .find(|b| ertmp::parse_video(b).is_ok_and(|v| v.packet == VideoPacket::CodedFrames))
+        .unwrap();
+    assert!(
+        ertmp::parse_video(picture).unwrap().is_keyframe(),
+        "HTTP-FLV starts on a keyframe"
+    );
+    assert!(
+        source.iter().any(|(_, b)| b[..] == picture[..]),
+        "byte for byte"
+    );
 
     // Stats and metrics.
     let hls = match (video, audio) {
