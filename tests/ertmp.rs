@@ -392,3 +392,91 @@ fn av1_opus_late_joiner_and_stats() {
 fn vp9_opus_late_joiner_and_stats() {
     late_joiner(Clip::Vp9Opus);
 }
+
+/// Multitrack (E-RTMP v2) and legacy codec id 12 HEVC from our own RTMP client: the packets
+/// pass through untouched, a late joiner gets every track's header (one cache slot each)
+/// and then the GOP from the default track's keyframe, and stats keep the default track's
+/// codec.
+#[test]
+fn multitrack_and_codec_id_12_pass_through_and_late_joiners_get_every_track_header() {
+    let server = Server::start("ertmp-multitrack", &["--shards", "2"]);
+    let key = key_of(&server, "multi");
+    let mut publisher = RtmpClient::connect(server.rtmp_addr(), "live").unwrap();
+    publisher.publish(&key).unwrap();
+    // Track 0: legacy codec id 12 HEVC (sequence header, key, inter). Track 1: AV1 in
+    // multitrack OneTrack packets. Audio: Opus SequenceStart, MultichannelConfig, frames.
+    let hevc_seq = b"\x1c\x00\x00\x00\x00\x01\x01\x60".to_vec();
+    let av1_seq = b"\x96\x00av01\x01\x81\x00\x0c\x00".to_vec();
+    let opus_seq = b"\x90OpusOpusHead\x01\x01\x38\x01".to_vec();
+    let opus_mc = b"\x94Opus\x01\x01\x00\x00\x00\x04".to_vec();
+    let hevc_frame = |key: bool, n: u8| {
+        let mut b = vec![if key { 0x1c } else { 0x2c }, 1, 0, 0, 0, 0, 0, 0, 3];
+        b.extend_from_slice(&[if key { 0x28 } else { 0x02 }, 0x01, n]);
+        b
+    };
+    let av1_frame = |key: bool, n: u8| {
+        let mut b = vec![if key { 0x96 } else { 0xa6 }, 0x01];
+        b.extend_from_slice(b"av01\x01\x12\x00");
+        b.push(n);
+        b
+    };
+    let opus_frame = |n: u8| [&b"\x91Opus\xf8"[..], &[n]].concat();
+    publisher.send_video(0, &hevc_seq).unwrap();
+    publisher.send_video(0, &av1_seq).unwrap();
+    publisher.send_audio(0, &opus_seq).unwrap();
+    publisher.send_audio(0, &opus_mc).unwrap();
+    let mut sent = Vec::new();
+    for i in 0..60u8 {
+        let ts = u32::from(i) * 33;
+        let key = i % 30 == 0;
+        for (kind, body) in [
+            (MediaKind::Video, hevc_frame(key, i)),
+            (MediaKind::Video, av1_frame(key, i)),
+            (MediaKind::Audio, opus_frame(i)),
+        ] {
+            publisher.send_media(kind, ts, &body).unwrap();
+            sent.push((kind, body));
+        }
+    }
+    // A first player, after everything was sent, gets the headers and the cached GOP.
+    let mut watcher = RtmpClient::connect(server.rtmp_addr(), "live").unwrap();
+    watcher.play("multi").unwrap();
+    let all = watcher.read_media(WAIT, 4 + 90);
+    let bodies: Vec<Vec<u8>> = all.iter().map(|m| m.2.to_vec()).collect();
+    let headers = [&hevc_seq, &av1_seq, &opus_seq, &opus_mc];
+    for h in headers {
+        assert!(bodies.contains(h), "header {h:02x?} replayed");
+    }
+    // The cache holds the GOP from the second keyframe (frame 30): its messages, in order.
+    let gop: Vec<Vec<u8>> = sent[90..].iter().map(|(_, b)| b.clone()).collect();
+    assert_eq!(
+        &bodies[4..],
+        &gop[..],
+        "the cached GOP, byte for byte, in order"
+    );
+    // A late joiner gets the same, headers first (one slot per track), the GOP's first
+    // message the default track's keyframe.
+    let mut joiner = RtmpClient::connect(server.rtmp_addr(), "live").unwrap();
+    joiner.play("multi").unwrap();
+    let got: Vec<Vec<u8>> = joiner
+        .read_media(WAIT, 4 + 90)
+        .iter()
+        .map(|m| m.2.to_vec())
+        .collect();
+    assert_eq!(got, bodies);
+    let first = ertmp::parse_video(&got[4]).unwrap();
+    assert!(first.is_keyframe() && !first.multitrack && first.codec.name() == "hevc");
+    // More live frames reach both.
+    publisher.send_video(2000, &hevc_frame(false, 99)).unwrap();
+    publisher.send_video(2000, &av1_frame(false, 99)).unwrap();
+    for p in [&mut watcher, &mut joiner] {
+        let more = p.read_media(WAIT, 2);
+        assert_eq!(more[0].2.to_vec(), hevc_frame(false, 99));
+        assert_eq!(more[1].2.to_vec(), av1_frame(false, 99));
+    }
+    wait_for("livestat names the default track's codecs", || {
+        let (_, body) = api_json(&server, "/stat/livestat?room=live/multi");
+        let p = &body["data"]["publishers"][0];
+        p["video_codec"] == "hevc" && p["audio_codec"] == "opus" && p["hls"] == "video only"
+    });
+}

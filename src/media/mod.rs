@@ -39,7 +39,7 @@ pub const SOUND_EX_HEADER: u8 = 9;
 /// Facts about a video tag body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct VideoInfo {
-    /// A keyframe (random access point) carrying picture data.
+    /// A keyframe (random access point) carrying picture data, of the default track.
     pub keyframe: bool,
     /// Decoder configuration (AVC/HEVC sequence header, E-RTMP SequenceStart or
     /// MPEG2TSSequenceStart) or E-RTMP video Metadata: cached for late joiners.
@@ -52,7 +52,9 @@ pub struct VideoInfo {
 pub fn video_info(body: &[u8]) -> VideoInfo {
     match ertmp::parse_video(body) {
         Ok(tag) => VideoInfo {
-            keyframe: tag.is_keyframe(),
+            // Only the default track (0) starts a GOP: a late joiner starting on another
+            // track's keyframe would get undecodable pictures on track 0.
+            keyframe: tag.is_keyframe() && tag.track == 0,
             // E-RTMP video Metadata (`colorInfo`) is cached and replayed like configuration.
             sequence_header: tag.is_sequence_header() || tag.packet == ertmp::VideoPacket::Metadata,
         },
@@ -193,6 +195,15 @@ mod tests {
         // 0x91 = key frame CodedFrames; 0xA3 = inter frame CodedFramesX.
         assert!(video_info(b"\x91av01").keyframe);
         assert_eq!(video_info(b"\xa3vp09"), VideoInfo::default());
+    }
+
+    #[test]
+    fn only_the_default_track_starts_a_gop() {
+        // Multitrack OneTrack key frames: track 0 is a start point, track 1 is not.
+        assert!(video_info(b"\x96\x01av01\x00\x12\x00").keyframe);
+        assert!(!video_info(b"\x96\x01av01\x01\x12\x00").keyframe);
+        // A multitrack sequence header of any track is a header.
+        assert!(video_info(b"\x96\x00av01\x01\x81").sequence_header);
     }
 
     #[test]
