@@ -8,7 +8,10 @@
 use crate::hub::Frame;
 use crate::media::aac::AacConfig;
 use crate::media::avc::{self, AvcConfig};
+use crate::media::ertmp::{self, AudioPacket, VideoPacket};
+use crate::media::hevc::{self, HevcConfig};
 use crate::media::ts::{self, StreamType, Track, Tracks, TsMuxer};
+use crate::media::Codec;
 use crate::media::{mpa, MediaKind};
 use bytes::Bytes;
 use std::collections::VecDeque;
@@ -43,18 +46,28 @@ struct Open {
     discontinuity: bool,
 }
 
-/// FLV `SoundFormat` values this segmenter carries.
-const SOUND_MP3: u8 = 2;
-const SOUND_AAC: u8 = 10;
-/// FLV video codec id of AVC.
-const CODEC_AVC: u8 = 7;
+/// Video decoder configuration of the codecs MPEG-TS carries here.
+#[derive(Debug, Clone)]
+enum VideoConfig {
+    Avc(AvcConfig),
+    Hevc(HevcConfig),
+}
+
+impl VideoConfig {
+    fn stream_type(&self) -> StreamType {
+        match self {
+            VideoConfig::Avc(_) => StreamType::H264,
+            VideoConfig::Hevc(_) => StreamType::H265,
+        }
+    }
+}
 
 /// The segmenter of one stream.
 pub struct Segmenter {
     cfg: HlsConfig,
     room: String,
     muxer: Option<TsMuxer>,
-    avc: Option<AvcConfig>,
+    avc: Option<VideoConfig>,
     aac: Option<AacConfig>,
     mp3: Option<StreamType>,
     open: Option<Open>,
@@ -132,26 +145,35 @@ impl Segmenter {
     }
 
     fn push_video(&mut self, f: &Frame, dts: u64) -> bool {
-        let Ok(tag) = avc::parse_video_tag(&f.payload) else {
+        let Ok(tag) = ertmp::parse_video(&f.payload) else {
             return false;
         };
-        if tag.codec != CODEC_AVC {
-            self.report(&format!("video codec {}", tag.codec));
+        if !matches!(tag.codec, Codec::H264 | Codec::Hevc) {
+            self.report("video", tag.codec);
             return false;
         }
-        match tag.packet_type {
-            0 => {
-                self.avc = AvcConfig::parse(tag.data).ok();
+        if tag.multitrack {
+            return false; // extra tracks: RTMP and FLV outputs carry them, HLS does not
+        }
+        match tag.packet {
+            VideoPacket::SequenceStart => {
+                self.avc = match tag.codec {
+                    Codec::Hevc => HevcConfig::parse(tag.data).ok().map(VideoConfig::Hevc),
+                    _ => AvcConfig::parse(tag.data).ok().map(VideoConfig::Avc),
+                };
                 return false;
             }
-            1 => {}
+            VideoPacket::CodedFrames => {}
             _ => return false,
         }
-        if self.avc.is_none() {
-            return false;
+        let keyframe = tag.frame_type == 1;
+        match (&self.avc, tag.codec) {
+            (Some(VideoConfig::Avc(_)), Codec::H264)
+            | (Some(VideoConfig::Hevc(_)), Codec::Hevc) => {}
+            _ => return false, // no (matching) configuration yet
         }
         let mut cut = false;
-        if tag.keyframe && self.due(dts) {
+        if keyframe && self.due(dts) {
             cut = self.close(Some(dts));
             self.start(dts);
         }
@@ -159,44 +181,58 @@ impl Segmenter {
             return cut; // wait for the first keyframe
         }
         self.scratch.clear();
-        let Some(cfg) = &self.avc else { return cut };
-        if avc::to_annex_b(tag.data, cfg, &mut self.scratch).is_err() {
+        let converted = match &self.avc {
+            Some(VideoConfig::Avc(cfg)) => avc::to_annex_b(tag.data, cfg, &mut self.scratch),
+            Some(VideoConfig::Hevc(cfg)) => hevc::to_annex_b(tag.data, cfg, &mut self.scratch),
+            None => return cut,
+        };
+        if converted.is_err() {
             return cut;
         }
         let pts = ts::offset_90k(dts, i64::from(tag.composition_ms) * 90);
-        self.write(Track::Video, pts, dts, tag.keyframe);
+        self.write(Track::Video, pts, dts, keyframe);
         cut
     }
 
     fn push_audio(&mut self, f: &Frame, dts: u64) -> bool {
-        let Some(&b0) = f.payload.first() else {
+        let Ok(tag) = ertmp::parse_audio(&f.payload) else {
             return false;
         };
-        let body = f.payload.get(1..).unwrap_or_default();
+        if tag.multitrack {
+            return false;
+        }
         self.scratch.clear();
-        match b0 >> 4 {
-            SOUND_AAC => {
-                if body.first() == Some(&0) {
-                    self.aac = AacConfig::parse(body.get(1..).unwrap_or_default()).ok();
+        match tag.codec {
+            Codec::Aac => match tag.packet {
+                AudioPacket::SequenceStart => {
+                    self.aac = AacConfig::parse(tag.data).ok();
                     return false;
                 }
-                let (Some(cfg), Some(raw)) = (&self.aac, body.get(1..)) else {
+                AudioPacket::CodedFrames => {
+                    let Some(cfg) = &self.aac else {
+                        return false;
+                    };
+                    let Ok(header) = cfg.adts_header(tag.data.len()) else {
+                        return false;
+                    };
+                    self.scratch.extend_from_slice(&header);
+                    self.scratch.extend_from_slice(tag.data);
+                }
+                _ => return false,
+            },
+            Codec::Mp3 => {
+                if tag.packet != AudioPacket::CodedFrames {
                     return false;
-                };
-                let Ok(header) = cfg.adts_header(raw.len()) else {
-                    return false;
-                };
-                self.scratch.extend_from_slice(&header);
-                self.scratch.extend_from_slice(raw);
-            }
-            SOUND_MP3 => {
+                }
                 if self.mp3.is_none() {
-                    self.mp3 = mpa::MpaHeader::parse(body).ok().map(|h| h.stream_type());
+                    self.mp3 = mpa::MpaHeader::parse(tag.data)
+                        .ok()
+                        .map(|h| h.stream_type());
                 }
-                self.scratch.extend_from_slice(body);
+                self.scratch.extend_from_slice(tag.data);
             }
             other => {
-                self.report(&format!("audio format {other}"));
+                self.report("audio", other);
                 return false;
             }
         }
@@ -227,7 +263,7 @@ impl Segmenter {
             self.mp3
         };
         Tracks {
-            video: self.avc.as_ref().map(|_| StreamType::H264),
+            video: self.avc.as_ref().map(VideoConfig::stream_type),
             audio,
         }
     }
@@ -293,10 +329,19 @@ impl Segmenter {
         true
     }
 
-    fn report(&mut self, what: &str) {
-        if !self.reported.iter().any(|r| r == what) {
-            tracing::warn!(stream = %self.room, codec = what, "not available over HLS");
-            self.reported.push(what.to_string());
+    /// Log once per stream (and publisher) that a track's codec cannot go into MPEG-TS; the
+    /// other track and every other output keep working.
+    fn report(&mut self, track: &'static str, codec: Codec) {
+        let what = format!("{track} {}", codec.name());
+        if !self.reported.contains(&what) {
+            tracing::warn!(
+                stream = %self.room,
+                track,
+                codec = codec.name(),
+                "{track} codec {} not available over HLS; HLS carries the other track only",
+                codec.name()
+            );
+            self.reported.push(what);
         }
     }
 
@@ -532,5 +577,95 @@ mod tests {
         assert!(!s.push(&vp6));
         let garbage = Frame::from_message(MediaKind::Video, 0, Bytes::from_static(&[0x17]));
         assert!(!s.push(&garbage));
+    }
+
+    /// An E-RTMP HEVC SequenceStart (`hvc1`) with a minimal record: VPS, SPS, PPS arrays.
+    fn hevc_header() -> Frame {
+        let mut body = b"\x90hvc1".to_vec();
+        body.extend_from_slice(&[1, 1, 0x60, 0, 0, 0, 0x90, 0, 0, 0, 0, 0, 0x3c, 0xf0, 0]);
+        body.extend_from_slice(&[0xfc, 0xfd, 0xf8, 0xf8, 0, 0, 0x0f, 3]);
+        for nal in [
+            &[0x40u8, 0x01, 0x0c][..],
+            &[0x42, 0x01, 0x01],
+            &[0x44, 0x01, 0xc0],
+        ] {
+            body.extend_from_slice(&[0x20 | (nal[0] >> 1), 0, 1, 0, nal.len() as u8]);
+            body.extend_from_slice(nal);
+        }
+        Frame::from_message(MediaKind::Video, 0, Bytes::from(body))
+    }
+
+    /// An E-RTMP HEVC coded frame: IDR_N_LP (key) or TRAIL_R, composition time 0.
+    fn hevc_video(ts: u32, key: bool) -> Frame {
+        let nal: &[u8] = if key {
+            &[0x28, 0x01, 0xaf]
+        } else {
+            &[0x02, 0x01, 0xd0]
+        };
+        let mut body = vec![if key { 0x91 } else { 0xa1 }];
+        body.extend_from_slice(b"hvc1\0\0\0");
+        body.extend_from_slice(&(nal.len() as u32).to_be_bytes());
+        body.extend_from_slice(nal);
+        Frame::from_message(MediaKind::Video, ts, Bytes::from(body))
+    }
+
+    #[test]
+    fn enhanced_rtmp_hevc_goes_into_ts_as_stream_type_0x24_with_opus_left_out() {
+        let mut s = Segmenter::new(cfg(6, 0), "m");
+        s.push(&hevc_header());
+        let opus_head = Frame::from_message(
+            MediaKind::Audio,
+            0,
+            Bytes::from_static(b"\x90OpusOpusHead\x01\x01"),
+        );
+        s.push(&opus_head);
+        for i in 0..120u32 {
+            s.push(&hevc_video(i * 33, i % 30 == 0));
+            let opus = Frame::from_message(
+                MediaKind::Audio,
+                i * 33,
+                Bytes::from_static(b"\x91Opus\xf8\xff"),
+            );
+            s.push(&opus);
+        }
+        s.finish(true);
+        let view = s.view();
+        assert!(!view.segments.is_empty());
+        let ts = &view.segments[0].1;
+        // PMT (second packet): one stream, HEVC (0x24) on the video PID; no audio stream.
+        let pmt = &ts[188..376];
+        assert_eq!(pmt[5], 0x02, "PMT table id");
+        let section_len = usize::from(pmt[6] & 0x0f) << 8 | usize::from(pmt[7]);
+        assert_eq!(section_len, 13 + 5, "one elementary stream");
+        assert_eq!(pmt[17], 0x24, "HEVC stream type");
+        // The first PES: AUD, then VPS/SPS/PPS, then the IDR slice.
+        let want: Vec<u8> = [
+            &[0, 0, 0, 1, 0x46, 0x01, 0x50][..],
+            &[0, 0, 0, 1, 0x40, 0x01, 0x0c],
+            &[0, 0, 0, 1, 0x42, 0x01, 0x01],
+            &[0, 0, 0, 1, 0x44, 0x01, 0xc0],
+            &[0, 0, 0, 1, 0x28, 0x01, 0xaf],
+        ]
+        .concat();
+        assert!(
+            ts.windows(want.len()).any(|w| w == want.as_slice()),
+            "Annex-B IRAP access unit in the segment"
+        );
+        // Legacy codec id 12 HEVC is carried the same way.
+        let mut legacy = Segmenter::new(cfg(6, 0), "l");
+        let mut header = vec![0x1c, 0, 0, 0, 0];
+        header.extend_from_slice(&hevc_header().payload[5..]);
+        legacy.push(&Frame::from_message(
+            MediaKind::Video,
+            0,
+            Bytes::from(header),
+        ));
+        let mut key = vec![0x1c, 1, 0, 0, 0];
+        key.extend_from_slice(&hevc_video(0, true).payload[8..]);
+        legacy.push(&Frame::from_message(MediaKind::Video, 0, Bytes::from(key)));
+        legacy.finish(true);
+        let seg = &legacy.view().segments[0].1;
+        assert_eq!(seg[188 + 17], 0x24);
+        assert!(seg.windows(want.len()).any(|w| w == want.as_slice()));
     }
 }

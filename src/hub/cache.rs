@@ -2,18 +2,22 @@
 //! `gop_num` GOPs (audio included), bounded in bytes.
 
 use super::frame::LocalFrame;
-use crate::media::MediaKind;
+use crate::media::{self, HeaderSlot, MediaKind};
 use std::collections::VecDeque;
 use std::rc::Rc;
+
+/// Header slots kept at most (a publisher inventing track ids cannot grow the cache).
+pub const MAX_HEADERS: usize = 16;
 
 /// Metadata + sequence headers + recent GOPs, as a late joiner needs them.
 #[derive(Debug)]
 pub struct MediaCache {
     gop_num: usize,
     max_bytes: usize,
-    metadata: Option<Rc<LocalFrame>>,
-    video_header: Option<Rc<LocalFrame>>,
-    audio_header: Option<Rc<LocalFrame>>,
+    /// Metadata and sequence headers, one per [`HeaderSlot`] (a few: metadata, video and
+    /// audio configuration, E-RTMP multichannel config, video metadata, multitrack tracks),
+    /// in arrival order; at most [`MAX_HEADERS`].
+    headers: Vec<(HeaderSlot, Rc<LocalFrame>)>,
     /// Frames of the cached GOPs; always starts with a keyframe when non-empty.
     gop: VecDeque<Rc<LocalFrame>>,
     gop_bytes: usize,
@@ -29,9 +33,7 @@ impl MediaCache {
         MediaCache {
             gop_num,
             max_bytes,
-            metadata: None,
-            video_header: None,
-            audio_header: None,
+            headers: Vec::new(),
             gop: VecDeque::new(),
             gop_bytes: 0,
             gop_starts: 0,
@@ -44,12 +46,14 @@ impl MediaCache {
         let frame = &f.frame;
         self.seen_video |= frame.kind == MediaKind::Video;
         if frame.header {
-            let slot = match frame.kind {
-                MediaKind::Data => &mut self.metadata,
-                MediaKind::Video => &mut self.video_header,
-                MediaKind::Audio => &mut self.audio_header,
-            };
-            *slot = Some(f.clone());
+            let slot = media::header_slot(frame.kind, &frame.payload);
+            // Keep arrival (= sequence) order: players ignore a frame older than one they
+            // already got, so a header replayed after a newer one would be lost.
+            self.headers.retain(|(s, _)| *s != slot);
+            if self.headers.len() >= MAX_HEADERS {
+                self.headers.remove(0);
+            }
+            self.headers.push((slot, f.clone()));
             return;
         }
         if frame.keyframe {
@@ -98,16 +102,15 @@ impl MediaCache {
     pub fn clear(&mut self) {
         self.clear_gop();
         self.seen_video = false;
-        self.metadata = None;
-        self.video_header = None;
-        self.audio_header = None;
+        self.headers.clear();
     }
 
-    /// What a late joiner gets, in order: metadata, video and audio sequence headers, then the
-    /// cached GOPs starting on a keyframe.
+    /// What a late joiner gets, in order: metadata and headers in the order they arrived
+    /// (players drop a frame older than one they already have, so the order must be the
+    /// stream's), then the cached GOPs starting on a keyframe.
     pub fn snapshot(&self) -> Vec<Rc<LocalFrame>> {
-        let headers = [&self.metadata, &self.video_header, &self.audio_header];
-        let mut out: Vec<Rc<LocalFrame>> = headers.into_iter().flatten().cloned().collect();
+        let mut out = Vec::with_capacity(self.headers.len() + self.gop.len());
+        out.extend(self.headers.iter().map(|(_, f)| f.clone()));
         out.extend(self.gop.iter().cloned());
         out
     }
@@ -186,6 +189,54 @@ mod tests {
         assert!(seqs(&c).is_empty());
         c.push(&frame(MediaKind::Video, true, false, 5, 7));
         assert_eq!(seqs(&c), vec![7]);
+    }
+
+    fn real(kind: MediaKind, payload: &'static [u8], seq: u64) -> Rc<LocalFrame> {
+        let mut f = Frame::from_message(kind, seq as u32, Bytes::from_static(payload));
+        f.seq = seq;
+        Rc::new(LocalFrame::new(f))
+    }
+
+    #[test]
+    fn enhanced_rtmp_headers_each_keep_their_slot() {
+        let mut c = MediaCache::new(1, 1 << 20);
+        // As FFmpeg sends HEVC + Opus: video SequenceStart, Opus SequenceStart and
+        // MultichannelConfig, video Metadata (colorInfo), then a key frame.
+        c.push(&real(MediaKind::Video, b"\x90hvc1\x01\x01", 1));
+        c.push(&real(MediaKind::Audio, b"\x90OpusOpusHead\x01", 2));
+        c.push(&real(MediaKind::Audio, b"\x94Opus\x01\x01\0\0\0\x04", 3));
+        c.push(&real(MediaKind::Video, b"\xd4hvc1\x02\x00\x09colorInfo", 4));
+        c.push(&real(MediaKind::Video, b"\x91hvc1\0\0\0\0\0\0\x01\x26", 5));
+        c.push(&real(MediaKind::Audio, b"\x91Opus\xf8", 6));
+        assert_eq!(seqs(&c), vec![1, 2, 3, 4, 5, 6]);
+        // A new SequenceStart replaces the old one and the headers stay in sequence order
+        // (a player would drop a header older than one it already has); the
+        // MultichannelConfig stays.
+        c.push(&real(MediaKind::Audio, b"\x90OpusOpusHead\x02", 7));
+        c.push(&real(MediaKind::Video, b"\x90hvc1\x01\x02", 8));
+        assert_eq!(seqs(&c), vec![3, 4, 7, 8, 5, 6]);
+        // A legacy sequence header shares the slot of an enhanced one.
+        c.push(&real(MediaKind::Video, b"\x1c\x00\0\0\0\x01", 9));
+        assert_eq!(seqs(&c), vec![3, 4, 7, 9, 5, 6]);
+    }
+
+    #[test]
+    fn header_slots_are_bounded() {
+        let mut c = MediaCache::new(1, 1 << 20);
+        let bodies: Vec<&'static [u8]> = (0..=255u8)
+            .map(|track| {
+                let v: &'static [u8] = Box::leak(
+                    [&b"\x96\x00av01"[..], &[track, 0x81]]
+                        .concat()
+                        .into_boxed_slice(),
+                );
+                v
+            })
+            .collect();
+        for (i, b) in bodies.into_iter().enumerate() {
+            c.push(&real(MediaKind::Video, b, i as u64));
+        }
+        assert_eq!(c.snapshot().len(), MAX_HEADERS);
     }
 
     #[test]

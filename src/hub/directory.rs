@@ -3,6 +3,7 @@
 //! track when its first frame arrives), read by any shard to answer HTTP requests at once.
 //! Rare control data behind a lock, never touched per packet.
 
+use crate::media::Codec;
 use ahash::AHashMap;
 use std::sync::RwLock;
 
@@ -11,6 +12,10 @@ use std::sync::RwLock;
 pub struct StreamInfo {
     pub has_audio: bool,
     pub has_video: bool,
+    /// The video codec, once a video message said (legacy codec id or E-RTMP FourCC).
+    pub video_codec: Option<Codec>,
+    /// The audio codec, once an audio message said.
+    pub audio_codec: Option<Codec>,
 }
 
 /// Live streams by key (`app/name`).
@@ -84,6 +89,7 @@ mod tests {
             StreamInfo {
                 has_audio: true,
                 has_video: false,
+                ..StreamInfo::default()
             },
         );
         assert!(d.get("live/a").unwrap().has_audio);

@@ -21,6 +21,7 @@ pub use frame::{Frame, LocalFrame};
 pub use player::{release_burst, CloseReason, Item, PlayerQueue, StreamEvent};
 
 use crate::media::MediaKind;
+use crate::stats::StreamCodecs;
 use ahash::AHashMap;
 use bytes::Bytes;
 use cache::MediaCache;
@@ -437,6 +438,21 @@ impl Hub {
         (live as u64, self.streams.len() as u64, dropped)
     }
 
+    /// The codecs of every stream this shard is home of with a live publisher.
+    pub fn codecs(&self) -> Vec<StreamCodecs> {
+        self.streams
+            .iter()
+            .filter_map(|(key, s)| {
+                let home = s.home.as_ref().filter(|h| h.publisher.is_some())?;
+                Some(StreamCodecs {
+                    key: key.to_string(),
+                    video: home.tracks.video_codec,
+                    audio: home.tracks.audio_codec,
+                })
+            })
+            .collect()
+    }
+
     /// Whether `key` has a publisher, as far as this shard knows.
     pub fn is_live(&self, key: &str) -> bool {
         self.streams.get(key).is_some_and(|s| s.live)
@@ -562,10 +578,24 @@ impl Hub {
             return;
         }
         frame.timestamp = rebase(home, frame.timestamp, composition_ms(&frame));
-        let tracks = StreamInfo {
-            has_audio: home.tracks.has_audio || frame.kind == MediaKind::Audio,
-            has_video: home.tracks.has_video || frame.kind == MediaKind::Video,
-        };
+        let mut tracks = home.tracks;
+        match frame.kind {
+            MediaKind::Audio => {
+                tracks.has_audio = true;
+                if frame.header || tracks.audio_codec.is_none() {
+                    tracks.audio_codec =
+                        crate::media::codec_of(frame.kind, &frame.payload).or(tracks.audio_codec);
+                }
+            }
+            MediaKind::Video => {
+                tracks.has_video = true;
+                if frame.header || tracks.video_codec.is_none() {
+                    tracks.video_codec =
+                        crate::media::codec_of(frame.kind, &frame.payload).or(tracks.video_codec);
+                }
+            }
+            MediaKind::Data => {}
+        }
         if tracks != home.tracks {
             home.tracks = tracks;
             directory.set(key, tracks);
@@ -730,7 +760,7 @@ fn composition_ms(frame: &Frame) -> i32 {
     if frame.kind != MediaKind::Video {
         return 0;
     }
-    crate::media::avc::parse_video_tag(&frame.payload).map_or(0, |t| t.composition_ms)
+    crate::media::ertmp::parse_video(&frame.payload).map_or(0, |t| t.composition_ms)
 }
 
 /// Send shard `to` the stream's cached state; true if it was queued.

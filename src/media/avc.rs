@@ -142,7 +142,10 @@ pub fn to_annex_b(sample: &[u8], cfg: &AvcConfig, out: &mut Vec<u8>) -> Result<(
 }
 
 /// NAL units of an AVCC sample; zero or overlong lengths are errors.
-fn nal_units(sample: &[u8], size: usize) -> impl Iterator<Item = Result<&[u8], MediaError>> + '_ {
+pub(super) fn nal_units(
+    sample: &[u8],
+    size: usize,
+) -> impl Iterator<Item = Result<&[u8], MediaError>> + '_ {
     let mut r = Reader(sample);
     std::iter::from_fn(move || {
         if r.0.is_empty() {
@@ -163,7 +166,7 @@ fn nal_type(nal: &[u8]) -> u8 {
     nal.first().map_or(0, |b| b & 0x1f)
 }
 
-fn write_nal(out: &mut Vec<u8>, nal: &[u8]) {
+pub(super) fn write_nal(out: &mut Vec<u8>, nal: &[u8]) {
     out.extend_from_slice(&START_CODE);
     out.extend_from_slice(nal);
 }
@@ -219,10 +222,10 @@ pub fn parse_video_tag(body: &[u8]) -> Result<VideoTag<'_>, MediaError> {
 }
 
 /// Bounds-checked big-endian reader over a byte slice.
-struct Reader<'a>(&'a [u8]);
+pub(super) struct Reader<'a>(pub(super) &'a [u8]);
 
 impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], MediaError> {
+    pub(super) fn take(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], MediaError> {
         if n > self.0.len() {
             return Err(MediaError::Truncated(what));
         }
@@ -231,11 +234,11 @@ impl<'a> Reader<'a> {
         Ok(head)
     }
 
-    fn u8(&mut self, what: &'static str) -> Result<u8, MediaError> {
+    pub(super) fn u8(&mut self, what: &'static str) -> Result<u8, MediaError> {
         Ok(self.uint(1, what)? as u8)
     }
 
-    fn u16(&mut self, what: &'static str) -> Result<u16, MediaError> {
+    pub(super) fn u16(&mut self, what: &'static str) -> Result<u16, MediaError> {
         Ok(self.uint(2, what)? as u16)
     }
 

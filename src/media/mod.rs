@@ -7,11 +7,14 @@
 
 pub mod aac;
 pub mod avc;
+pub mod ertmp;
 pub mod flv;
+pub mod hevc;
 pub mod mpa;
 pub mod ts;
 
 pub use avc::MediaError;
+pub use ertmp::Codec;
 
 use bytes::Bytes;
 
@@ -36,50 +39,100 @@ pub const SOUND_EX_HEADER: u8 = 9;
 /// Facts about a video tag body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct VideoInfo {
-    /// A keyframe (random access point) carrying picture data.
+    /// A keyframe (random access point) carrying picture data, of the default track.
     pub keyframe: bool,
-    /// Decoder configuration (AVC/HEVC sequence header, E-RTMP SequenceStart).
+    /// Decoder configuration (AVC/HEVC sequence header, E-RTMP SequenceStart or
+    /// MPEG2TSSequenceStart) or E-RTMP video Metadata: cached for late joiners.
     pub sequence_header: bool,
 }
 
-/// Classify a video tag body. Empty or unknown bodies are neither keyframes nor headers.
+/// Classify a video tag body (legacy FLV or E-RTMP, see [`ertmp`]). Empty or unknown bodies
+/// are neither keyframes nor headers; a legacy tag too short for its header is still a
+/// keyframe by its frame type (a player may start there; the decoder will tell).
 pub fn video_info(body: &[u8]) -> VideoInfo {
-    let Some(&b0) = body.first() else {
-        return VideoInfo::default();
-    };
-    let frame_type = (b0 >> 4) & 0x07;
-    if b0 & 0x80 != 0 {
-        // E-RTMP v1: IsExHeader(1) FrameType(3) PacketType(4). PacketType 0 = SequenceStart;
-        // FrameType 5 is a command frame carrying no picture.
-        let packet_type = b0 & 0x0f;
-        let sequence_header = packet_type == 0;
-        return VideoInfo {
-            keyframe: frame_type == 1 && !sequence_header,
-            sequence_header,
-        };
-    }
-    let codec = b0 & 0x0f;
-    let has_packet_type = codec == CODEC_AVC || codec == CODEC_HEVC_LEGACY;
-    let sequence_header = has_packet_type && frame_type == 1 && body.get(1) == Some(&0);
-    // AVCPacketType 2 is "end of sequence": not a picture.
-    let end_of_sequence = has_packet_type && body.get(1) == Some(&2);
-    VideoInfo {
-        keyframe: frame_type == 1 && !sequence_header && !end_of_sequence,
-        sequence_header,
+    match ertmp::parse_video(body) {
+        Ok(tag) => VideoInfo {
+            // Only the default track (0) starts a GOP: a late joiner starting on another
+            // track's keyframe would get undecodable pictures on track 0.
+            keyframe: tag.is_keyframe() && tag.track == 0,
+            // E-RTMP video Metadata (`colorInfo`) is cached and replayed like configuration.
+            sequence_header: tag.is_sequence_header() || tag.packet == ertmp::VideoPacket::Metadata,
+        },
+        // A legacy header cut short: judge by the bytes there are, as players do.
+        Err(_) => {
+            let b0 = body.first().copied().unwrap_or(0);
+            let key = b0 & 0x80 == 0 && b0 >> 4 == 1;
+            let codec = b0 & 0x0f;
+            let avc_like = codec == CODEC_AVC || codec == CODEC_HEVC_LEGACY;
+            let packet_type = body.get(1).copied();
+            VideoInfo {
+                keyframe: key && !(avc_like && matches!(packet_type, Some(0 | 2))),
+                sequence_header: key && avc_like && packet_type == Some(0),
+            }
+        }
     }
 }
 
 /// Whether an audio tag body is decoder configuration (AAC AudioSpecificConfig, or an E-RTMP
-/// audio SequenceStart).
+/// audio SequenceStart or MultichannelConfig).
 pub fn audio_is_sequence_header(body: &[u8]) -> bool {
-    let Some(&b0) = body.first() else {
-        return false;
+    ertmp::parse_audio(body).is_ok_and(|t| t.is_sequence_header())
+}
+
+/// The codec of a video or audio tag body, when its header says (command frames and
+/// multitrack tracks other than track 0 do not speak for the stream).
+pub fn codec_of(kind: MediaKind, body: &[u8]) -> Option<Codec> {
+    match kind {
+        MediaKind::Video => ertmp::parse_video(body)
+            .ok()
+            .filter(|t| t.packet != ertmp::VideoPacket::Command && t.track == 0)
+            .map(|t| t.codec),
+        MediaKind::Audio => ertmp::parse_audio(body)
+            .ok()
+            .filter(|t| t.track == 0)
+            .map(|t| t.codec),
+        MediaKind::Data => None,
+    }
+}
+
+/// Which cached header a header message replaces: one slot per (kind, packet type, track),
+/// so an E-RTMP Opus `MultichannelConfig` does not evict its `SequenceStart`, nor a second
+/// multitrack track the first one's. Legacy and E-RTMP sequence headers share a slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeaderSlot {
+    pub kind: MediaKind,
+    /// 0 for sequence headers and metadata, else the E-RTMP packet type.
+    pub packet: u8,
+    pub track: u8,
+}
+
+/// The header slot of a header message (see [`HeaderSlot`]).
+pub fn header_slot(kind: MediaKind, body: &[u8]) -> HeaderSlot {
+    let (packet, track) = match kind {
+        MediaKind::Video => match ertmp::parse_video(body) {
+            Ok(t) => (
+                match t.packet {
+                    ertmp::VideoPacket::Mpeg2TsSequenceStart => 5,
+                    ertmp::VideoPacket::Metadata => 4,
+                    _ => 0,
+                },
+                t.track,
+            ),
+            Err(_) => (0, 0),
+        },
+        MediaKind::Audio => match ertmp::parse_audio(body) {
+            Ok(t) => (
+                u8::from(t.packet == ertmp::AudioPacket::MultichannelConfig) * 4,
+                t.track,
+            ),
+            Err(_) => (0, 0),
+        },
+        MediaKind::Data => (0, 0),
     };
-    match b0 >> 4 {
-        SOUND_AAC => body.get(1) == Some(&0),
-        // ExAudioTagHeader: SoundFormat(4)=9, AudioPacketType(4); 0 = SequenceStart.
-        SOUND_EX_HEADER => b0 & 0x0f == 0,
-        _ => false,
+    HeaderSlot {
+        kind,
+        packet,
+        track,
     }
 }
 
@@ -142,6 +195,15 @@ mod tests {
         // 0x91 = key frame CodedFrames; 0xA3 = inter frame CodedFramesX.
         assert!(video_info(b"\x91av01").keyframe);
         assert_eq!(video_info(b"\xa3vp09"), VideoInfo::default());
+    }
+
+    #[test]
+    fn only_the_default_track_starts_a_gop() {
+        // Multitrack OneTrack key frames: track 0 is a start point, track 1 is not.
+        assert!(video_info(b"\x96\x01av01\x00\x12\x00").keyframe);
+        assert!(!video_info(b"\x96\x01av01\x01\x12\x00").keyframe);
+        // A multitrack sequence header of any track is a header.
+        assert!(video_info(b"\x96\x00av01\x01\x81").sequence_header);
     }
 
     #[test]

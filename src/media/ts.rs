@@ -58,6 +58,8 @@ pub enum StreamType {
     Aac = 0x0F,
     /// H.264 in Annex-B byte stream.
     H264 = 0x1B,
+    /// H.265/HEVC in Annex-B byte stream.
+    H265 = 0x24,
 }
 
 /// The tracks a stream really has; the PMT declares exactly these.

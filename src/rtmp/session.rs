@@ -8,6 +8,7 @@
 //! Replies follow what SRS and nginx-rtmp send, which ffmpeg, OBS and librtmp expect.
 
 use super::amf::{self, Value};
+use super::caps::{self, ClientCaps};
 use super::chunk::{self, ChunkDecoder, ChunkError, DecoderLimits, Message};
 use super::control::{self, msg_type, AckCounter, UserControl};
 use super::handshake::{HandshakeError, ServerHandshake};
@@ -113,6 +114,8 @@ pub struct ServerSession {
     connected: bool,
     connect_txn: f64,
     object_encoding: f64,
+    /// What an Enhanced RTMP client declared in `connect` (`None` for a legacy client).
+    client_caps: Option<ClientCaps>,
     /// Message streams made by createStream, with what each does.
     streams: Vec<(u32, Role)>,
     next_stream_id: u32,
@@ -130,6 +133,7 @@ impl ServerSession {
             connected: false,
             connect_txn: 0.0,
             object_encoding: 0.0,
+            client_caps: None,
             streams: Vec::new(),
             next_stream_id: 1,
         }
@@ -380,6 +384,7 @@ impl ServerSession {
             .and_then(|o| o.get("objectEncoding"))
             .and_then(Value::as_f64)
             .unwrap_or(0.0);
+        self.client_caps = obj.and_then(ClientCaps::from_connect);
         events.push(Event::Connect {
             app,
             tc_url: field("tcUrl"),
@@ -387,7 +392,13 @@ impl ServerSession {
         Ok(())
     }
 
-    /// Accept `connect`: window, bandwidth, our chunk size, then `_result`.
+    /// The Enhanced RTMP capabilities the client declared in `connect`, if any.
+    pub fn client_caps(&self) -> Option<&ClientCaps> {
+        self.client_caps.as_ref()
+    }
+
+    /// Accept `connect`: window, bandwidth, our chunk size, then `_result` (with the
+    /// Enhanced RTMP capabilities when the client declared its own).
     pub fn accept_connect(&mut self) {
         self.connected = true;
         control::write_window_ack_size(&mut self.out, self.cfg.window_ack_size);
@@ -398,11 +409,17 @@ impl ServerSession {
         );
         control::write_set_chunk_size(&mut self.out, self.cfg.chunk_size);
         self.out_chunk_size = self.cfg.chunk_size;
-        let props = Value::object([
-            ("fmsVer", Value::from("FMS/3,0,1,123")),
-            ("capabilities", Value::Number(31.0)),
-            ("mode", Value::Number(1.0)),
-        ]);
+        let mut props = vec![
+            ("fmsVer".to_string(), Value::from("FMS/3,0,1,123")),
+            ("capabilities".to_string(), Value::Number(31.0)),
+            ("mode".to_string(), Value::Number(1.0)),
+        ];
+        if self.client_caps.is_some() {
+            // Enhanced RTMP: answer with what this server carries (legacy clients get the
+            // legacy reply, byte for byte).
+            props.extend(caps::server_properties());
+        }
+        let props = Value::Object(props);
         let info = Value::object([
             ("level", Value::from("status")),
             ("code", Value::from("NetConnection.Connect.Success")),

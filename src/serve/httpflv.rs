@@ -329,6 +329,7 @@ mod tests {
             flv_header(StreamInfo {
                 has_audio: a,
                 has_video: v,
+                ..StreamInfo::default()
             })[4]
         };
         assert_eq!(h(true, true), 0x05);

@@ -411,8 +411,9 @@ fn spawn_ticker(
                 pending_bytes: st.pending.used() as u64,
                 tasks: running_tasks(),
             };
-            st.board
-                .publish(st.stats.tick(std::time::Instant::now(), figures));
+            let mut report = st.stats.tick(std::time::Instant::now(), figures);
+            report.streams = st.hub.borrow().codecs();
+            st.board.publish(report);
         }
     })
 }

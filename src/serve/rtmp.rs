@@ -297,6 +297,17 @@ impl RtmpConn {
             return Err(format!("connect to unknown or disabled app `{app}`"));
         }
         debug!(app = %app, tc_url, "connect");
+        if let Some(caps) = self.session.borrow().client_caps() {
+            let video: Vec<&str> = caps.video.iter().map(|(c, _)| c.as_str()).collect();
+            let audio: Vec<&str> = caps.audio.iter().map(|(c, _)| c.as_str()).collect();
+            debug!(
+                fourcc_list = %caps.fourcc_list.join(","),
+                video = %video.join(","),
+                audio = %audio.join(","),
+                caps_ex = caps.caps_ex,
+                "enhanced RTMP client"
+            );
+        }
         let mut kept = tc_url.to_owned();
         if kept.len() > MAX_TC_URL {
             kept.truncate(kept.floor_char_boundary(MAX_TC_URL));

@@ -20,7 +20,7 @@ pub use time::rfc3339;
 
 use crate::hub::StreamKey;
 use crate::limits::Limit;
-use crate::media::MediaKind;
+use crate::media::{Codec, MediaKind};
 use ahash::AHashMap;
 use serde::Serialize;
 use std::cell::{Cell, RefCell};
@@ -191,6 +191,12 @@ pub struct SessionReport {
     pub shard: usize,
     pub remote: String,
     pub connected_at: String,
+    /// The stream's video codec (`hevc`, `av1`, ...), once known.
+    pub video_codec: Option<&'static str>,
+    /// The stream's audio codec (`aac`, `opus`, ...), once known.
+    pub audio_codec: Option<&'static str>,
+    /// What HLS carries of the stream (see [`StreamCodecs::hls`]).
+    pub hls: Option<&'static str>,
     #[serde(skip)]
     pub role: Role,
 }
@@ -227,6 +233,9 @@ impl Entry {
             shard,
             remote: self.info.remote.clone(),
             connected_at: rfc3339(self.info.connected_at),
+            video_codec: None,
+            audio_codec: None,
+            hls: None,
             role: self.info.role,
         }
     }
@@ -355,6 +364,32 @@ pub struct HubFigures {
     pub tasks: u64,
 }
 
+/// The codecs of one live stream (from its home shard).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamCodecs {
+    /// `app/name`.
+    pub key: String,
+    pub video: Option<Codec>,
+    pub audio: Option<Codec>,
+}
+
+impl StreamCodecs {
+    /// What HLS carries of the stream: `"yes"` when every track, `"video only"` /
+    /// `"audio only"` when one track's codec cannot go into MPEG-TS (e.g. HEVC + Opus), and
+    /// `"not available over HLS"` when none can (AV1 + Opus).
+    pub fn hls(&self) -> &'static str {
+        let ok = |c: Option<Codec>| c.is_none_or(Codec::over_hls);
+        let has = |c: Option<Codec>| c.is_some_and(Codec::over_hls);
+        match (ok(self.video), ok(self.audio)) {
+            (true, true) if has(self.video) || has(self.audio) => "yes",
+            (true, true) => "not yet known",
+            (true, false) if has(self.video) => "video only",
+            (false, true) if has(self.audio) => "audio only",
+            _ => "not available over HLS",
+        }
+    }
+}
+
 /// A shard's figures at one tick.
 #[derive(Debug, Clone, Default)]
 pub struct ShardReport {
@@ -371,6 +406,8 @@ pub struct ShardReport {
     pub dropped_frames: u64,
     pub http: Vec<(Proto, u16, u64)>,
     pub hub: HubFigures,
+    /// Codecs of the live streams this shard is home of (filled by the caller of `tick`).
+    pub streams: Vec<StreamCodecs>,
 }
 
 impl ShardStats {
@@ -457,6 +494,7 @@ impl ShardStats {
             dropped_frames: c.dropped_ended.get() + hub.dropped_live,
             http,
             hub,
+            streams: Vec::new(),
         }
     }
 }

@@ -1,7 +1,8 @@
 //! Rendering the shards' reports: `/stat/livestat` JSON and `/metrics` text.
 
-use super::{Proto, Role, SessionReport, ShardReport};
+use super::{Proto, Role, SessionReport, ShardReport, StreamCodecs};
 use crate::limits::Limit;
+use crate::media::Codec;
 use serde_json::{json, Value};
 use std::fmt::Write;
 
@@ -24,6 +25,18 @@ pub fn livestat(reports: &[ShardReport], room: Option<&str>) -> Result<Value, Li
         return Err(LivestatError::RoomNotFound);
     }
     let mut sessions = merge_hls(sessions);
+    let codecs: ahash::AHashMap<&str, &StreamCodecs> = reports
+        .iter()
+        .flat_map(|r| &r.streams)
+        .map(|c| (c.key.as_str(), c))
+        .collect();
+    for s in &mut sessions {
+        if let Some(c) = codecs.get(s.key.as_str()) {
+            s.video_codec = c.video.map(Codec::name);
+            s.audio_codec = c.audio.map(Codec::name);
+            s.hls = Some(c.hls());
+        }
+    }
     sessions.sort_by(|a, b| {
         (&a.key, &a.connected_at, &a.remote).cmp(&(&b.key, &b.connected_at, &b.remote))
     });
@@ -104,6 +117,35 @@ fn per_proto(
     }
 }
 
+/// One sample per live stream and track: its codec, and whether HLS carries it.
+fn stream_codecs(out: &mut String, reports: &[ShardReport]) {
+    let name = "shardcast_stream_codec_info";
+    let mut f = Family::start(
+        out,
+        name,
+        "gauge",
+        "Codec of each live stream's tracks (1 per track); hls=\"no\" when HLS cannot carry it.",
+    );
+    let mut streams: Vec<&StreamCodecs> = reports.iter().flat_map(|r| &r.streams).collect();
+    streams.sort_by(|a, b| a.key.cmp(&b.key));
+    for s in streams {
+        for (track, codec) in [("video", s.video), ("audio", s.audio)] {
+            let Some(codec) = codec else { continue };
+            let hls = if codec.over_hls() { "yes" } else { "no" };
+            f.sample(
+                name,
+                &[
+                    ("stream", &s.key),
+                    ("track", track),
+                    ("codec", codec.name()),
+                    ("hls", hls),
+                ],
+                1,
+            );
+        }
+    }
+}
+
 /// A family with one sample per shard.
 fn per_shard(
     out: &mut String,
@@ -173,6 +215,7 @@ pub fn metrics_text(reports: &[ShardReport], relays: &[(&str, &str, u64)]) -> St
         |r| &r.bytes_out,
     );
     sessions(o, reports);
+    stream_codecs(o, reports);
     per_shard(
         o,
         reports,

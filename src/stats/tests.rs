@@ -213,3 +213,59 @@ fn an_hls_viewer_seen_by_two_shards_is_listed_once() {
     assert_eq!(players.len(), 1, "{data}");
     assert_eq!(players[0]["total_bytes"], 2_000);
 }
+
+#[test]
+fn codecs_show_in_livestat_and_metrics_with_what_hls_carries() {
+    let stats = ShardStats::new(0, Duration::from_secs(10));
+    let _p = stats.open(info(Role::Publisher, "live/a"));
+    let _q = stats.open(info(Role::Player, "live/a"));
+    let _other = stats.open(info(Role::Publisher, "live/b"));
+    let mut report = stats.tick(Instant::now(), figures());
+    report.streams = vec![
+        StreamCodecs {
+            key: "live/a".into(),
+            video: Some(Codec::Hevc),
+            audio: Some(Codec::Opus),
+        },
+        StreamCodecs {
+            key: "live/b".into(),
+            video: None,
+            audio: None,
+        },
+    ];
+    let data = livestat(&[report.clone()], Some("live/a")).unwrap();
+    for s in [&data["publishers"][0], &data["players"][0]] {
+        assert_eq!(s["video_codec"], "hevc", "{s}");
+        assert_eq!(s["audio_codec"], "opus", "{s}");
+        assert_eq!(s["hls"], "video only", "{s}");
+    }
+    let b = livestat(&[report.clone()], Some("live/b")).unwrap();
+    assert!(b["publishers"][0]["video_codec"].is_null());
+    let text = metrics_text(&[report], &[]);
+    assert!(text.contains(
+        "shardcast_stream_codec_info{stream=\"live/a\",track=\"video\",codec=\"hevc\",hls=\"yes\"} 1"
+    ));
+    assert!(text.contains(
+        "shardcast_stream_codec_info{stream=\"live/a\",track=\"audio\",codec=\"opus\",hls=\"no\"} 1"
+    ));
+    assert!(!text.contains("stream=\"live/b\""));
+}
+
+#[test]
+fn what_hls_carries() {
+    let c = |video, audio| StreamCodecs {
+        key: String::new(),
+        video,
+        audio,
+    };
+    assert_eq!(c(Some(Codec::Hevc), Some(Codec::Aac)).hls(), "yes");
+    assert_eq!(c(Some(Codec::H264), None).hls(), "yes");
+    assert_eq!(c(Some(Codec::Hevc), Some(Codec::Opus)).hls(), "video only");
+    assert_eq!(c(Some(Codec::Av1), Some(Codec::Aac)).hls(), "audio only");
+    assert_eq!(
+        c(Some(Codec::Av1), Some(Codec::Opus)).hls(),
+        "not available over HLS"
+    );
+    assert_eq!(c(Some(Codec::Vp9), None).hls(), "not available over HLS");
+    assert_eq!(c(None, None).hls(), "not yet known");
+}

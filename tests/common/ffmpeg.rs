@@ -84,31 +84,42 @@ pub fn test_media_variant(variant: Variant) -> PathBuf {
     MEDIA[variant as usize]
         .get_or_init(|| {
             require_ffmpeg();
-            let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-                .parent()
-                .map_or_else(|| PathBuf::from("target"), Path::to_path_buf)
-                .join("test-media");
-            fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
-            let path = dir.join(variant.file_name());
-            let lock = dir.join(format!("{}.lock", variant.file_name()));
-            let deadline = Instant::now() + ENCODE_WAIT;
-            while !path.exists() {
-                if take_lock(&lock) {
-                    let result = encode_test_media(&path, variant);
-                    let _ = fs::remove_file(&lock);
-                    result.unwrap_or_else(|e| panic!("encoding {}: {e}", path.display()));
-                } else {
-                    assert!(
-                        Instant::now() < deadline,
-                        "timed out waiting for {}",
-                        lock.display()
-                    );
-                    thread::sleep(Duration::from_millis(100));
-                }
-            }
-            path
+            encode_once(variant.file_name(), |tmp| encode_test_media(tmp, variant))
         })
         .clone()
+}
+
+/// `target/test-media/<name>`, made once per `target/` by `encode(tmp_path)`: the first
+/// process to take `<name>.lock` encodes to a temporary name and renames it into place;
+/// others wait for the file. Panics with `encode`'s error.
+pub fn encode_once(name: &str, encode: impl Fn(&Path) -> Result<(), String>) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .map_or_else(|| PathBuf::from("target"), Path::to_path_buf)
+        .join("test-media");
+    fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
+    let path = dir.join(name);
+    let lock = dir.join(format!("{name}.lock"));
+    let deadline = Instant::now() + ENCODE_WAIT;
+    while !path.exists() {
+        if take_lock(&lock) {
+            let tmp = path.with_extension(format!("{}.tmp", std::process::id()));
+            let result = encode(&tmp).and_then(|()| {
+                fs::rename(&tmp, &path).map_err(|e| format!("rename {}: {e}", tmp.display()))
+            });
+            let _ = fs::remove_file(&tmp);
+            let _ = fs::remove_file(&lock);
+            result.unwrap_or_else(|e| panic!("encoding {}: {e}", path.display()));
+        } else {
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {}",
+                lock.display()
+            );
+            thread::sleep(Duration::from_millis(100));
+        }
+    }
+    path
 }
 
 /// Creates `lock` exclusively, first removing it if it is stale; true if we own it.
@@ -127,9 +138,8 @@ fn take_lock(lock: &Path) -> bool {
     }
 }
 
-/// Encodes the test recording to a temporary file, then renames it to `path`.
-fn encode_test_media(path: &Path, variant: Variant) -> Result<(), String> {
-    let tmp = path.with_extension(format!("{}.tmp", std::process::id()));
+/// Encodes the test recording to `tmp`.
+fn encode_test_media(tmp: &Path, variant: Variant) -> Result<(), String> {
     let (w, h) = SIZE;
     let video = format!("testsrc2=size={w}x{h}:rate={FPS}");
     let audio = format!("sine=frequency=440:sample_rate={AUDIO_RATE}");
@@ -158,15 +168,14 @@ fn encode_test_media(path: &Path, variant: Variant) -> Result<(), String> {
         _ => cmd.args(["-c:a", "aac", "-b:a", "64k"]),
     };
     cmd.args(["-shortest", "-f", "flv"]);
-    let output = run(cmd.arg(&tmp))?;
+    let output = run(cmd.arg(tmp))?;
     if !output.status.success() {
-        let _ = fs::remove_file(&tmp);
         return Err(format!(
             "ffmpeg failed: {}",
             String::from_utf8_lossy(&output.stderr)
         ));
     }
-    fs::rename(&tmp, path).map_err(|e| format!("rename {}: {e}", tmp.display()))
+    Ok(())
 }
 
 fn run(cmd: &mut Command) -> Result<Output, String> {

@@ -9,6 +9,7 @@ pub mod ffmpeg;
 pub mod flv;
 pub mod hostile;
 pub mod http;
+pub mod modern;
 pub mod rtmp;
 pub mod server;
 pub mod synth;

@@ -464,3 +464,57 @@ fn amf3_commands_and_data_are_understood() {
         }]
     );
 }
+
+/// The `_result` of an accepted connect, decoded.
+fn connect_result(obj: Value) -> Value {
+    let mut s = handshaken();
+    let mut events = Vec::new();
+    s.feed(
+        &command(0, &[Value::from("connect"), Value::Number(1.0), obj]),
+        &mut events,
+    )
+    .unwrap();
+    s.accept_connect();
+    let msgs = replies(&mut s);
+    let result = msgs
+        .iter()
+        .find(|m| m.type_id == msg_type::COMMAND_AMF0)
+        .unwrap();
+    decode(result)[2].clone()
+}
+
+#[test]
+fn enhanced_rtmp_connect_is_answered_with_forwarded_fourccs() {
+    // As FFmpeg 6.1+ sends it with `-rtmp_enhanced_codecs hvc1,av01,vp09`.
+    let obj = Value::object([
+        ("app", Value::from("live")),
+        (
+            "fourCcList",
+            Value::StrictArray(vec![
+                Value::from("hvc1"),
+                Value::from("av01"),
+                Value::from("vp09"),
+            ]),
+        ),
+        ("capsEx", Value::Number(15.0)),
+    ]);
+    let props = connect_result(obj);
+    let video = props.get("videoFourCcInfoMap").unwrap();
+    for cc in ["hvc1", "av01", "vp09", "avc1"] {
+        assert_eq!(video.get(cc), Some(&Value::Number(4.0)), "{cc} CanForward");
+    }
+    let audio = props.get("audioFourCcInfoMap").unwrap();
+    assert_eq!(audio.get("Opus"), Some(&Value::Number(4.0)));
+    // Multitrack and ModEx, not Reconnect nor nanosecond offsets.
+    assert_eq!(props.get("capsEx"), Some(&Value::Number(6.0)));
+    assert!(matches!(props.get("fourCcList"), Some(Value::StrictArray(l)) if l.len() == 5));
+    assert_eq!(props.get("fmsVer"), Some(&Value::from("FMS/3,0,1,123")));
+}
+
+#[test]
+fn legacy_connect_gets_no_enhanced_properties() {
+    let props = connect_result(Value::object([("app", Value::from("live"))]));
+    assert!(props.get("fmsVer").is_some());
+    assert!(props.get("fourCcList").is_none());
+    assert!(props.get("capsEx").is_none());
+}
