@@ -114,7 +114,11 @@ fn a_publisher_vanishing_mid_message_ends_the_stream_cleanly() {
     let got = video_seqs(&tags);
     assert_eq!(got.last(), Some(&(2 * N - 1)), "the last whole frame");
     assert!(got.windows(2).all(|w| w[1] == w[0] + 1), "no gap: {got:?}");
-    assert!(got[0].is_multiple_of(30), "starts on a keyframe: {}", got[0]);
+    assert!(
+        got[0].is_multiple_of(30),
+        "starts on a keyframe: {}",
+        got[0]
+    );
 
     // The recording is finished and holds exactly the whole frames.
     let finished = server.wait_for_line(|l| l.contains("recording finished"), WAIT);
