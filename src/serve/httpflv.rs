@@ -34,7 +34,7 @@ pub(crate) async fn serve(st: Rc<ShardState>, stream: TcpStream, peer: SocketAdd
     async move {
         let io = Conn::new(stream);
         io.set_write_timeout(Some(Duration::from_secs(st.cfg.write_timeout)));
-        if let Err(why) = serve_request(&st, &io, peer).await {
+        if let Err(why) = serve_request(&st, &io, peer, conn_id).await {
             debug!(reason = %why, "closing");
         }
         // Half-close and drain, so a final error reply is not lost to a reset.
@@ -44,13 +44,18 @@ pub(crate) async fn serve(st: Rc<ShardState>, stream: TcpStream, peer: SocketAdd
     .await
 }
 
-async fn serve_request(st: &Rc<ShardState>, io: &Conn, peer: SocketAddr) -> Result<(), String> {
+async fn serve_request(
+    st: &Rc<ShardState>,
+    io: &Conn,
+    peer: SocketAddr,
+    conn_id: u64,
+) -> Result<(), String> {
     // The request and its buffer are gone before a viewer plays: a viewer's task holds
     // only what playing needs.
     let Some((route, head_only, query)) = Box::pin(read_route(st, io)).await? else {
         return Ok(());
     };
-    let (route, hooked) = Box::pin(play_hook(st, route, query, peer)).await;
+    let (route, hooked) = Box::pin(play_hook(st, route, query, peer, conn_id)).await;
     // A viewer's place under max_players_per_stream, held while it plays.
     let (route, _ticket) = match route {
         Route::Play(key, info, url) if !head_only => match st.admission.join(&key) {
@@ -105,6 +110,7 @@ async fn play_hook(
     route: Route,
     query: String,
     peer: SocketAddr,
+    conn_id: u64,
 ) -> (Route, Option<HookEvent>) {
     let Route::Play(key, ..) = &route else {
         return (route, None);
@@ -119,7 +125,7 @@ async fn play_hook(
         query,
         client: peer.to_string(),
         protocol: "flv",
-        conn_id: 0,
+        conn_id,
         file: None,
         tc_url: None,
     };
