@@ -599,3 +599,40 @@ fn hung_or_down_hook_server_denies_in_time_and_others_keep_flowing() {
         .wait_for_line(|l| l.contains("hook failed: denied"), WAIT)
         .is_some());
 }
+
+/// With `publish_failure = "allow"` and `play_failure = "allow"`, a hook server that is down
+/// lets publishers and players through (logged and counted, not denied); a non-2xx answer
+/// would still deny.
+#[test]
+fn allow_failure_policy_lets_through_when_the_hook_server_is_down() {
+    let down = {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let config = config_file(
+        "allow",
+        &format!(
+            "rtmp_noauth = true\n[hooks]\non_publish = [\"http://{down}/p\"]\n\
+             on_play = [\"http://{down}/p\"]\npublish_failure = \"allow\"\n\
+             play_failure = \"allow\"\n"
+        ),
+    );
+    let server = start("hooks-allow", &config, &[]);
+    let addr = server.rtmp_addr();
+    let mut publisher = RtmpClient::connect(addr, "live").unwrap();
+    publisher.publish("open").unwrap();
+    publish_frames(&mut publisher, 0, 10, 0);
+    let mut player = RtmpClient::connect(addr, "live").unwrap();
+    player.play("open").unwrap();
+    assert!(!player.read_media(WAIT, 3).is_empty());
+    assert!(server
+        .wait_for_line(|l| l.contains("allowed by the failure policy"), WAIT)
+        .is_some());
+    wait_metric(
+        &server,
+        "shardcast_hook_calls_total",
+        &["result=\"error\""],
+        2,
+    );
+    wait_metric(&server, "shardcast_hook_denials_total", &[], 0);
+}
