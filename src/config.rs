@@ -194,6 +194,31 @@ const KEYS: &[(&str, &str)] = &[
         "jwt.algorithm",
         "API JWT algorithm; empty = HS256, or inferred from jwt.public_key",
     ),
+    (
+        "hooks.timeout_ms",
+        "Milliseconds a hook call may take before it counts as failed",
+    ),
+    (
+        "hooks.max_in_flight",
+        "Hook calls in flight at once per shard",
+    ),
+    (
+        "hooks.connect_failure",
+        "A failed on_connect call: deny or allow",
+    ),
+    (
+        "hooks.publish_failure",
+        "A failed on_publish call: deny or allow",
+    ),
+    ("hooks.play_failure", "A failed on_play call: deny or allow"),
+    (
+        "hooks.hls_session_secs",
+        "Seconds an HLS viewer's hook authorization lasts",
+    ),
+    (
+        "hooks.server_id",
+        "This node's id in hook calls; empty = the host name",
+    ),
 ];
 
 /// Text after the flag list of `--help`.
@@ -320,6 +345,8 @@ pub struct Config {
     pub hls_key: String,
     /// API authentication (`[jwt]`).
     pub jwt: Jwt,
+    /// HTTP hooks (`[hooks]`): default URLs, timeout, bound and failure policy.
+    pub hooks: Hooks,
     /// Applications (livego's `server` list).
     pub server: Vec<App>,
     /// Things worth logging at start-up (file read, warnings); not a config key.
@@ -359,6 +386,67 @@ impl Jwt {
     }
 }
 
+/// HTTP hooks (`[hooks]`, see [`crate::hooks`]). The URL lists apply to every app whose
+/// `server` entry lists none of its own for that action.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Hooks {
+    /// RTMP `connect` (decides).
+    pub on_connect: Vec<String>,
+    /// A publish (decides; may map the name to a room).
+    pub on_publish: Vec<String>,
+    /// A publish ended (notification).
+    pub on_unpublish: Vec<String>,
+    /// A play over RTMP, HTTP-FLV or HLS (decides).
+    pub on_play: Vec<String>,
+    /// A play ended (notification).
+    pub on_stop: Vec<String>,
+    /// A recording's file was closed (notification).
+    pub on_record_done: Vec<String>,
+    /// Milliseconds one call may take (connect, request, answer).
+    pub timeout_ms: u64,
+    /// Calls in flight at once per shard; a decision waits for a slot (within the timeout), a
+    /// notification beyond it is dropped and counted.
+    pub max_in_flight: usize,
+    /// `deny` or `allow`: what a failed (timed out, unreachable, garbled) on_connect means.
+    pub connect_failure: String,
+    /// Same for on_publish.
+    pub publish_failure: String,
+    /// Same for on_play.
+    pub play_failure: String,
+    /// Seconds an HLS viewer's authorization (its session id) lasts.
+    pub hls_session_secs: u64,
+    /// Identifies this node in hook bodies; empty = the host name.
+    pub server_id: String,
+}
+
+impl Hooks {
+    /// Whether a failed call of a deciding `action` allows (`*_failure = "allow"`).
+    pub fn allows_on_failure(&self, action: crate::hooks::Action) -> bool {
+        use crate::hooks::Action;
+        let policy = match action {
+            Action::Connect => &self.connect_failure,
+            Action::Publish => &self.publish_failure,
+            Action::Play => &self.play_failure,
+            _ => return true,
+        };
+        policy == "allow"
+    }
+
+    /// The default URL list of `action`.
+    pub fn urls(&self, action: crate::hooks::Action) -> &[String] {
+        use crate::hooks::Action;
+        match action {
+            Action::Connect => &self.on_connect,
+            Action::Publish => &self.on_publish,
+            Action::Unpublish => &self.on_unpublish,
+            Action::Play => &self.on_play,
+            Action::Stop => &self.on_stop,
+            Action::RecordDone => &self.on_record_done,
+        }
+    }
+}
+
 /// One application, the first path segment of `rtmp://host/{app}/{room}` (livego's
 /// `Application`). Keys absent from a file entry default to false / empty, as in livego.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
@@ -378,6 +466,28 @@ pub struct App {
     pub static_push: Vec<String>,
     /// Record this app's streams to `flv_dir` (`flv_archive` records every app).
     pub record: bool,
+    /// Hook URLs of this app; an empty list means `[hooks]`'s (see [`Config::hook_urls`]).
+    pub on_connect: Vec<String>,
+    pub on_publish: Vec<String>,
+    pub on_unpublish: Vec<String>,
+    pub on_play: Vec<String>,
+    pub on_stop: Vec<String>,
+    pub on_record_done: Vec<String>,
+}
+
+impl App {
+    /// This app's own URL list for `action` (empty: it uses `[hooks]`'s).
+    pub fn hook_urls(&self, action: crate::hooks::Action) -> &[String] {
+        use crate::hooks::Action;
+        match action {
+            Action::Connect => &self.on_connect,
+            Action::Publish => &self.on_publish,
+            Action::Unpublish => &self.on_unpublish,
+            Action::Play => &self.on_play,
+            Action::Stop => &self.on_stop,
+            Action::RecordDone => &self.on_record_done,
+        }
+    }
 }
 
 /// Why the configuration could not be loaded. `Display` names the culprit.
@@ -445,6 +555,16 @@ impl Config {
     /// The app named `name`, whichever entry it is (livego only ever consulted the first).
     pub fn app(&self, name: &str) -> Option<&App> {
         self.server.iter().find(|app| app.appname == name)
+    }
+
+    /// The hook URLs of `action` for `app`: the app's own list when it has one, else
+    /// `[hooks]`'s; empty when no hook is configured (or the app is unknown).
+    pub fn hook_urls(&self, app: &str, action: crate::hooks::Action) -> &[String] {
+        match self.app(app).map(|a| a.hook_urls(action)) {
+            Some(own) if !own.is_empty() => own,
+            Some(_) => self.hooks.urls(action),
+            None => &[],
+        }
     }
 
     /// The number of shards to run: `shards`, or the number of online CPUs when it is 0.
@@ -681,7 +801,8 @@ impl Layers {
                 });
             };
             let value = match default {
-                Value::Array(_) => check_apps(value),
+                Value::Array(_) if key == "server" => check_apps(value),
+                Value::Array(_) => check_strings(value),
                 _ => check_type(default, &value).map(|()| value),
             };
             let value = value.map_err(|reason| ConfigError::Value {
@@ -849,6 +970,23 @@ fn check_apps(value: Value) -> Result<Value, String> {
     entries.collect::<Result<Vec<_>, _>>().map(Value::Array)
 }
 
+/// A list of strings (the hook URL lists of `[hooks]`).
+fn check_strings(value: Value) -> Result<Value, String> {
+    match &value {
+        Value::Array(items) => match items.iter().find(|v| !v.is_string()) {
+            Some(item) => Err(format!(
+                "expected a list of strings, got {} in it",
+                type_name(item)
+            )),
+            None => Ok(value),
+        },
+        other => Err(format!(
+            "expected a list of strings, got {}",
+            type_name(other)
+        )),
+    }
+}
+
 fn check_app(entry: Value, shape: &Tree) -> Result<Value, String> {
     let Value::Object(fields) = entry else {
         return Err(format!("expected a table, got {}", type_name(&entry)));
@@ -892,6 +1030,7 @@ fn validate(config: &mut Config, origins: &Origins) -> Result<Vec<String>, Confi
     check_files(config, origins)?;
     check_app_list(&config.server, origins)?;
     check_redis(config, origins)?;
+    check_hooks(config, origins)?;
     let mut notes = Vec::new();
     if config.redis_addr.is_empty() && !config.redis_pwd.is_empty() {
         notes.push("redis_pwd is set but redis_addr is empty: room keys stay in memory".to_owned());
@@ -1162,6 +1301,55 @@ fn check_app_list(apps: &[App], origins: &Origins) -> Result<(), ConfigError> {
     Ok(())
 }
 
+/// Longest accepted hook timeout, in milliseconds (a minute: a shard's connection waits on it).
+const MAX_HOOK_TIMEOUT_MS: u64 = 60_000;
+
+/// `[hooks]` and the apps' hook lists: usable `http://` URLs, a failure policy of `deny` or
+/// `allow` (normalized to lower case), and ranges.
+fn check_hooks(c: &mut Config, origins: &Origins) -> Result<(), ConfigError> {
+    use crate::hooks::{Action, HookUrl};
+    for action in Action::ALL {
+        let key = format!("hooks.{}", action.name());
+        for url in c.hooks.urls(action) {
+            HookUrl::parse(url).map_err(|reason| origins.error(&key, reason))?;
+        }
+        for (i, app) in c.server.iter().enumerate() {
+            for url in app.hook_urls(action) {
+                HookUrl::parse(url).map_err(|reason| {
+                    let name = action.name();
+                    origins.error("server", format!("entry {}: {name}: {reason}", i + 1))
+                })?;
+            }
+        }
+    }
+    let h = &mut c.hooks;
+    for (key, policy) in [
+        ("hooks.connect_failure", &mut h.connect_failure),
+        ("hooks.publish_failure", &mut h.publish_failure),
+        ("hooks.play_failure", &mut h.play_failure),
+    ] {
+        let lower = policy.to_ascii_lowercase();
+        if lower != "deny" && lower != "allow" {
+            return Err(origins.error(key, format!("`{policy}` is not deny or allow")));
+        }
+        *policy = lower;
+    }
+    let ranges = [
+        ("hooks.timeout_ms", h.timeout_ms, 1, MAX_HOOK_TIMEOUT_MS),
+        ("hooks.max_in_flight", h.max_in_flight as u64, 1, 1_000_000),
+        ("hooks.hls_session_secs", h.hls_session_secs, 1, 86_400),
+    ];
+    for (key, value, min, max) in ranges {
+        if !(min..=max).contains(&value) {
+            return Err(origins.error(
+                key,
+                format!("{value} is out of range: must be in {min}..={max}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn is_rtmp_url(url: &str) -> bool {
     let rest = url
         .strip_prefix("rtmp://")
@@ -1267,6 +1455,7 @@ mod tests {
             api: true,
             static_push: vec![],
             record: false,
+            ..App::default()
         };
         assert_eq!(c.server, vec![live]);
         assert!(c.notes.is_empty());
@@ -1327,6 +1516,7 @@ mod tests {
             .into_iter()
             .map(|(k, _)| k)
             .filter(|k| k != "server")
+            .filter(|k| !get_path(&defaults, k).is_some_and(Value::is_array))
             .collect();
         let mut from_table: Vec<String> = KEYS.iter().map(|(k, _)| k.to_string()).collect();
         from_file.sort();
@@ -1794,6 +1984,96 @@ mod tests {
             .any(|n| n.starts_with("no app has live = true")));
         let c = load(&[], &[], &[("livego.yaml", "server: []\n")]).unwrap();
         assert!(c.server.is_empty() && c.notes.len() == 2);
+    }
+
+    #[test]
+    fn hooks_defaults_per_app_lists_and_checks() {
+        use crate::hooks::Action;
+        let c = Config::default();
+        assert_eq!((c.hooks.timeout_ms, c.hooks.max_in_flight), (3000, 64));
+        assert_eq!(c.hooks.hls_session_secs, 300);
+        assert!(!c.hooks.allows_on_failure(Action::Publish));
+        assert!(!c.hooks.allows_on_failure(Action::Play));
+        assert!(!c.hooks.allows_on_failure(Action::Connect));
+        assert!(Action::ALL
+            .iter()
+            .all(|&a| c.hook_urls("live", a).is_empty()));
+        let toml = "[hooks]\non_publish = [\"http://127.0.0.1:9000/pub\"]\n\
+                    on_stop = [\"http://a/stop\", \"http://b:81/stop\"]\n\
+                    play_failure = \"Allow\"\ntimeout_ms = 500\n\
+                    [[server]]\nappname = \"live\"\nlive = true\n\
+                    [[server]]\nappname = \"tv\"\nlive = true\n\
+                    on_publish = [\"http://10.0.0.1/tv\"]\n";
+        let c = load(&["--config_file", "h.toml"], &[], &[("h.toml", toml)]).unwrap();
+        assert_eq!(
+            c.hook_urls("live", Action::Publish),
+            ["http://127.0.0.1:9000/pub"]
+        );
+        assert_eq!(c.hook_urls("tv", Action::Publish), ["http://10.0.0.1/tv"]);
+        assert_eq!(c.hook_urls("tv", Action::Stop).len(), 2);
+        assert!(c.hook_urls("nope", Action::Publish).is_empty());
+        assert!(c.hook_urls("live", Action::Play).is_empty());
+        assert!(c.hooks.allows_on_failure(Action::Play));
+        assert_eq!(c.hooks.play_failure, "allow");
+        assert_eq!(c.hooks.timeout_ms, 500);
+        // Scalars by flag and environment, like [jwt].
+        let c = load(
+            &["--hooks.timeout_ms", "250"],
+            &[
+                ("HOOKS_SERVER_ID", "node-7"),
+                ("HOOKS_PUBLISH_FAILURE", "allow"),
+            ],
+            &[],
+        )
+        .unwrap();
+        assert_eq!(
+            (c.hooks.timeout_ms, c.hooks.server_id.as_str()),
+            (250, "node-7")
+        );
+        assert!(c.hooks.allows_on_failure(Action::Publish));
+        // YAML, as a livego.yaml would carry it.
+        let yaml = "hooks:\n  on_play: [\"http://h/p\"]\nserver:\n  - appname: live\n    live: true\n    on_unpublish: [\"http://h/u\"]\n";
+        let c = load(&[], &[], &[("livego.yaml", yaml)]).unwrap();
+        assert_eq!(c.hook_urls("live", Action::Play), ["http://h/p"]);
+        assert_eq!(c.hook_urls("live", Action::Unpublish), ["http://h/u"]);
+        // Bad values stop start-up with the key named.
+        let file = |text: &str| error(&["--config_file", "h.toml"], &[], &[("h.toml", text)]);
+        let e = file("[hooks]\non_publish = [\"https://auth/x\"]\n");
+        assert!(
+            e.starts_with("`hooks.on_publish` in h.toml: `https://auth/x` is not a usable hook URL: https:// is not supported"),
+            "{e}"
+        );
+        let e = file("[hooks]\non_play = \"http://h/\"\n");
+        assert_eq!(
+            e,
+            "`hooks.on_play` in h.toml: expected a list of strings, got a string"
+        );
+        let e = file("[hooks]\non_play = [1]\n");
+        assert_eq!(
+            e,
+            "`hooks.on_play` in h.toml: expected a list of strings, got an integer in it"
+        );
+        let e = file("[hooks]\nbogus = 1\n");
+        assert_eq!(e, "unknown key `hooks.bogus` in h.toml");
+        let e = file("[[server]]\nappname = \"a\"\non_stop = [\"localhost:80\"]\n");
+        assert!(
+            e.starts_with(
+                "`server` in h.toml: entry 1: on_stop: `localhost:80` is not a usable hook URL"
+            ),
+            "{e}"
+        );
+        let e = error(&["--hooks.publish_failure", "maybe"], &[], &[]);
+        assert_eq!(e, "--hooks.publish_failure: `maybe` is not deny or allow");
+        let e = error(&["--hooks.timeout_ms", "0"], &[], &[]);
+        assert_eq!(
+            e,
+            "--hooks.timeout_ms: 0 is out of range: must be in 1..=60000"
+        );
+        let e = error(&[], &[("HOOKS_MAX_IN_FLIGHT", "0")], &[]);
+        assert_eq!(
+            e,
+            "HOOKS_MAX_IN_FLIGHT: 0 is out of range: must be in 1..=1000000"
+        );
     }
 
     #[test]

@@ -3,14 +3,16 @@
 //! Segment bytes go out as the stored `Bytes` (no copy per request).
 
 use super::api::serve_requests;
+use super::hooks::Decision;
 use super::io::Conn;
 use super::tls::TlsConn;
 use super::ShardState;
+use crate::hooks::{playlist_with_session, session_of, without_session, Action, HookEvent};
 use crate::http::{self, Request, Response};
 use crate::keys;
 use crate::stats::Proto;
 use glommio::net::TcpStream;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 use tracing::{debug, Instrument};
@@ -29,10 +31,9 @@ pub(crate) async fn serve(st: Rc<ShardState>, stream: TcpStream, peer: SocketAdd
     async move {
         let io = Conn::new(stream);
         io.set_write_timeout(Some(Duration::from_secs(st.cfg.write_timeout)));
-        let ip = peer.ip();
         let handler = |req: Request| {
             let st = st.clone();
-            async move { respond(&st, &req, ip).await }
+            async move { Box::pin(respond(&st, &req, peer)).await }
         };
         let outcome = match &st.hls_tls {
             Some(config) => match TlsConn::new(io.clone(), config.clone()) {
@@ -90,7 +91,8 @@ fn parse_target(path: &str) -> Option<Target<'_>> {
     Some(Target::Segment { app, room, seq })
 }
 
-async fn respond(st: &ShardState, req: &Request, ip: IpAddr) -> Response {
+async fn respond(st: &ShardState, req: &Request, peer: SocketAddr) -> Response {
+    let ip = peer.ip();
     if req.method == "OPTIONS" {
         return http::preflight(req);
     }
@@ -117,16 +119,29 @@ async fn respond(st: &ShardState, req: &Request, ip: IpAddr) -> Response {
         return not_found("no such stream");
     }
     let key = format!("{app}/{room}");
+    let session = if st.hooks.has(app, Action::Play) {
+        match authorize(st, app, room, &key, req, peer).await {
+            Ok(session) => Some(session),
+            Err(refused) => return refused,
+        }
+    } else {
+        None
+    };
+    // With hooks, what a viewer gets is for that viewer: no shared cache may keep it.
+    let segment_cache = match session {
+        Some(_) => "private, max-age=3600",
+        None => "public, max-age=3600, immutable",
+    };
     let resp = match target {
         Target::Segment { seq, .. } => match st.hls.get(&key).and_then(|v| v.segment(seq)) {
             Some(data) => Response::new(200)
                 .header("Content-Type", "video/mp2t")
                 // A segment never changes once listed.
-                .header("Cache-Control", "public, max-age=3600, immutable")
+                .header("Cache-Control", segment_cache)
                 .with_body(data),
             None => not_found("no such segment"),
         },
-        _ => playlist(st, &key).await,
+        _ => playlist(st, &key, session.as_deref()).await,
     };
     if resp.status == 200 {
         let scheme = if st.hls_tls.is_some() {
@@ -143,18 +158,83 @@ async fn respond(st: &ShardState, req: &Request, ip: IpAddr) -> Response {
     resp
 }
 
+/// Authorize an HLS request of an app with on_play hooks, once per viewer: a request that
+/// carries a valid `hls_session` id (the segment URLs of the playlists we serve do), or that
+/// this shard allowed within `hooks.hls_session_secs` (same stream, query and client IP: hls.js
+/// and Safari reload the playlist URL they were given, token included), is not hooked again.
+/// Returns the session id for the playlist's segment URLs, or the 403 to answer.
+async fn authorize(
+    st: &ShardState,
+    app: &str,
+    room: &str,
+    key: &str,
+    req: &Request,
+    peer: SocketAddr,
+) -> Result<String, Response> {
+    let hooks = &st.hooks;
+    let unix = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    if let Some(id) = session_of(&req.query) {
+        if hooks.signer.check(id, key, unix) {
+            // The same id: a session is not extended without asking the hook again.
+            return Ok(id.to_owned());
+        }
+    }
+    let fresh = || hooks.signer.mint(key, unix + hooks.hls_session_secs());
+    let query = without_session(&req.query);
+    let grant = (key.to_owned(), query.clone(), peer.ip());
+    let now = Instant::now();
+    if hooks.hls_granted(&grant, now) {
+        return Ok(fresh());
+    }
+    let ev = HookEvent {
+        app: app.to_owned(),
+        stream: room.to_owned(),
+        query,
+        client: peer.to_string(),
+        protocol: "hls",
+        conn_id: 0,
+        file: None,
+        tc_url: None,
+    };
+    match hooks.decide(Action::Play, &ev).await {
+        Decision::Allow { .. } => {
+            hooks.hls_grant(grant, now);
+            Ok(fresh())
+        }
+        Decision::Deny { failed: false, .. } => Err(Response::text(
+            403,
+            "forbidden: the on_play hook denied this viewer\n",
+        )),
+        Decision::Deny { failed: true, .. } => Err(Response::text(
+            403,
+            "forbidden: the on_play hook could not be asked (its failure policy is deny)\n",
+        )),
+    }
+}
+
 /// The playlist of `key`; a live stream whose first segment is still being cut is waited for
-/// (up to two fragments) instead of answering a playlist with nothing to play.
-async fn playlist(st: &ShardState, key: &str) -> Response {
+/// (up to two fragments) instead of answering a playlist with nothing to play. With a
+/// `session`, segment URLs carry it.
+async fn playlist(st: &ShardState, key: &str, session: Option<&str>) -> Response {
     let deadline = Instant::now() + Duration::from_secs(st.cfg.hls_fragment * 2 + 1);
     loop {
         let view = st.hls.get(key);
         match view {
             Some(v) if v.has_segments() || Instant::now() >= deadline => {
-                return Response::new(200)
-                    .header("Content-Type", "application/vnd.apple.mpegurl")
-                    .header("Cache-Control", "no-cache")
-                    .with_body(v.playlist.clone());
+                let resp =
+                    Response::new(200).header("Content-Type", "application/vnd.apple.mpegurl");
+                return match session {
+                    None => resp
+                        .header("Cache-Control", "no-cache")
+                        .with_body(v.playlist.clone()),
+                    Some(id) => {
+                        let text = String::from_utf8_lossy(&v.playlist);
+                        resp.header("Cache-Control", "private, no-cache")
+                            .with_body(playlist_with_session(&text, id))
+                    }
+                };
             }
             None => return Response::text(404, "stream not found\n"),
             Some(_) => glommio::timer::sleep(FIRST_SEGMENT_POLL).await,

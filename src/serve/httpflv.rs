@@ -7,9 +7,11 @@
 //! `play_wait_timeout`, and is removed the moment it disconnects.
 
 use super::api::read_request;
+use super::hooks::Decision;
 use super::io::Conn;
 use super::watch::{Alarm, Watched};
 use super::ShardState;
+use crate::hooks::{Action, HookEvent};
 use crate::http::{self, Limits, Request, Response};
 use crate::hub::{release_burst, Item, PlayerQueue, StreamEvent, StreamInfo, StreamKey};
 use crate::keys;
@@ -32,7 +34,7 @@ pub(crate) async fn serve(st: Rc<ShardState>, stream: TcpStream, peer: SocketAdd
     async move {
         let io = Conn::new(stream);
         io.set_write_timeout(Some(Duration::from_secs(st.cfg.write_timeout)));
-        if let Err(why) = serve_request(&st, &io, peer).await {
+        if let Err(why) = serve_request(&st, &io, peer, conn_id).await {
             debug!(reason = %why, "closing");
         }
         // Half-close and drain, so a final error reply is not lost to a reset.
@@ -42,12 +44,18 @@ pub(crate) async fn serve(st: Rc<ShardState>, stream: TcpStream, peer: SocketAdd
     .await
 }
 
-async fn serve_request(st: &Rc<ShardState>, io: &Conn, peer: SocketAddr) -> Result<(), String> {
+async fn serve_request(
+    st: &Rc<ShardState>,
+    io: &Conn,
+    peer: SocketAddr,
+    conn_id: u64,
+) -> Result<(), String> {
     // The request and its buffer are gone before a viewer plays: a viewer's task holds
     // only what playing needs.
-    let Some((route, head_only)) = Box::pin(read_route(st, io)).await? else {
+    let Some((route, head_only, query)) = Box::pin(read_route(st, io)).await? else {
         return Ok(());
     };
+    let (route, hooked) = Box::pin(play_hook(st, route, query, peer, conn_id)).await;
     // A viewer's place under max_players_per_stream, held while it plays.
     let (route, _ticket) = match route {
         Route::Play(key, info, url) if !head_only => match st.admission.join(&key) {
@@ -86,14 +94,61 @@ async fn serve_request(st: &Rc<ShardState>, io: &Conn, peer: SocketAddr) -> Resu
             let viewer = Rc::new(Viewer::new(st.clone(), io.clone(), key, listed));
             let watched: Rc<dyn Watched> = viewer.clone();
             st.watchlist.add(Rc::downgrade(&watched));
-            viewer.run(info).await
+            let outcome = viewer.run(info).await;
+            if let Some(ev) = hooked {
+                st.hooks.notify(Action::Stop, &ev);
+            }
+            outcome
+        }
+    }
+}
+
+/// Ask the app's on_play hooks about a viewer (a refusal becomes a 403 with the reason). The
+/// event is returned for the viewer's on_stop.
+async fn play_hook(
+    st: &Rc<ShardState>,
+    route: Route,
+    query: String,
+    peer: SocketAddr,
+    conn_id: u64,
+) -> (Route, Option<HookEvent>) {
+    let Route::Play(key, ..) = &route else {
+        return (route, None);
+    };
+    let (app, room) = key.split_once('/').unwrap_or_default();
+    if !st.hooks.has(app, Action::Play) {
+        return (route, None);
+    }
+    let ev = HookEvent {
+        app: app.to_owned(),
+        stream: room.to_owned(),
+        query,
+        client: peer.to_string(),
+        protocol: "flv",
+        conn_id,
+        file: None,
+        tc_url: None,
+    };
+    match st.hooks.decide(Action::Play, &ev).await {
+        Decision::Allow { .. } => (route, Some(ev)),
+        Decision::Deny { failed, .. } => {
+            let why = match failed {
+                false => "forbidden: the on_play hook denied this viewer\n",
+                true => {
+                    "forbidden: the on_play hook could not be asked (its failure policy is deny)\n"
+                }
+            };
+            (Route::Reply(Response::text(403, why)), None)
         }
     }
 }
 
 /// Read the request and decide what to do with it (`None`: the peer closed first). A bad
 /// request is answered here.
-async fn read_route(st: &Rc<ShardState>, io: &Conn) -> Result<Option<(Route, bool)>, String> {
+async fn read_route(
+    st: &Rc<ShardState>,
+    io: &Conn,
+) -> Result<Option<(Route, bool, String)>, String> {
     let limits = Limits {
         max_header_bytes: st.cfg.http_max_header_bytes,
         max_body_bytes: st.cfg.http_max_body_bytes,
@@ -111,7 +166,11 @@ async fn read_route(st: &Rc<ShardState>, io: &Conn) -> Result<Option<(Route, boo
                 .and(Err(e.to_string()));
         }
     };
-    Ok(Some((route(st, &req), req.method == "HEAD")))
+    Ok(Some((
+        route(st, &req),
+        req.method == "HEAD",
+        req.query.clone(),
+    )))
 }
 
 enum Route {

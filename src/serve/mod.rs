@@ -7,6 +7,7 @@
 
 mod api;
 mod hls;
+mod hooks;
 mod httpflv;
 mod io;
 pub use io::write_all_vectored;
@@ -63,6 +64,8 @@ pub(crate) struct ShardState {
     pub admission: Arc<Admission>,
     /// This shard's incomplete RTMP message bytes (`max_shard_pending_bytes`).
     pub pending: PendingBudget,
+    /// HTTP hook calls (`[hooks]`, the apps' `on_*` lists).
+    pub hooks: Rc<hooks::HookClient>,
 }
 
 impl ShardState {
@@ -97,6 +100,9 @@ struct Shared {
     jwt: Option<Arc<JwtAuth>>,
     relays: Arc<Registry>,
     admission: Arc<Admission>,
+    hook_signer: Arc<crate::hooks::SessionSigner>,
+    hls_grants: Arc<hooks::HlsGrants>,
+    server_id: Arc<str>,
 }
 
 /// Run the server until SIGINT/SIGTERM.
@@ -142,6 +148,7 @@ pub fn run(cfg: Config) -> std::io::Result<()> {
         log_statics_dir(&cfg);
     }
     let cfg_limits = (cfg.max_connections_per_ip, cfg.max_players_per_stream);
+    let cfg_hooks_id = cfg.hooks.server_id.clone();
     let shared = Shared {
         keys: key_store(&cfg)?,
         cfg: Arc::new(cfg),
@@ -154,6 +161,9 @@ pub fn run(cfg: Config) -> std::io::Result<()> {
         jwt,
         relays: Arc::new(Registry::new()),
         admission: Admission::new(cfg_limits.0, cfg_limits.1),
+        hook_signer: Arc::new(crate::hooks::SessionSigner::new(rand::random())),
+        hls_grants: Arc::default(),
+        server_id: server_id(&cfg_hooks_id).into(),
     };
     shards::run::<HubMsg, _, _>(options, move |ctx| {
         let shared = shared.clone();
@@ -164,6 +174,18 @@ pub fn run(cfg: Config) -> std::io::Result<()> {
 }
 
 /// Whether the API listener starts (see `reserve_listeners`).
+/// `hooks.server_id`, or the host name when it is empty.
+fn server_id(configured: &str) -> String {
+    if !configured.is_empty() {
+        return configured.to_owned();
+    }
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "shardcast".to_owned())
+}
+
 fn api_enabled(cfg: &Config) -> bool {
     !cfg.api_addr.is_empty() && cfg.server.iter().any(|a| a.api)
 }
@@ -248,10 +270,21 @@ async fn shard_main(ctx: shards::ShardContext<HubMsg>, shared: Shared, listeners
         hls_settings(&shared.cfg, listeners.hls.is_some()),
         shared.hls.clone(),
     )));
+    let hls_expiry = Duration::from_secs(shared.cfg.hls_fragment * 3 + 5);
+    let stats = ShardStats::new(ctx.id, hls_expiry);
+    let hook_client = Rc::new(hooks::HookClient::new(
+        ctx.id,
+        shared.cfg.clone(),
+        shared.server_id.clone(),
+        shared.hook_signer.clone(),
+        shared.hls_grants.clone(),
+        stats.clone(),
+    ));
     let recorders = Rc::new(record::Recorders::default());
     hub.borrow_mut().add_sink(Box::new(record::RecordSink::new(
         record_settings(&shared.cfg),
         recorders.clone(),
+        hook_client.clone(),
     )));
     let shard_cell = relay::ShardCell::default();
     hub.borrow_mut()
@@ -268,7 +301,6 @@ async fn shard_main(ctx: shards::ShardContext<HubMsg>, shared: Shared, listeners
     });
     // An HLS viewer is listed while it keeps fetching: hls.js reloads the playlist about
     // once per target duration.
-    let hls_expiry = Duration::from_secs(shared.cfg.hls_fragment * 3 + 5);
     let pending = PendingBudget::new(shared.cfg.max_shard_pending_bytes);
     let st = Rc::new(ShardState {
         id: ctx.id,
@@ -283,11 +315,12 @@ async fn shard_main(ctx: shards::ShardContext<HubMsg>, shared: Shared, listeners
         jwt: shared.jwt,
         next_conn: Cell::new(0),
         watchlist: Rc::default(),
-        stats: ShardStats::new(ctx.id, hls_expiry),
+        stats,
         board: shared.board,
         relays: shared.relays,
         admission: shared.admission,
         pending,
+        hooks: hook_client,
     });
     let _ = shard_cell.set(Rc::downgrade(&st));
     let _sweeper = watch::spawn_sweeper(st.watchlist.clone());

@@ -9,6 +9,8 @@
 //! makes the queue grow to `record_max_pending_bytes`; past it, frames are skipped up to the
 //! next keyframe (logged), never blocking the publisher.
 
+use super::hooks::HookClient;
+use crate::hooks::{Action, HookEvent};
 use crate::hub::{Frame, HomeSink};
 use crate::media::MediaKind;
 use crate::record::{record_path, FlvRecorder};
@@ -145,14 +147,17 @@ pub(crate) struct RecordSink {
     settings: RecordSettings,
     recorders: Rc<Recorders>,
     active: AHashMap<String, Active>,
+    /// Told `on_record_done` when a file is closed.
+    hooks: Rc<HookClient>,
 }
 
 impl RecordSink {
-    pub fn new(settings: RecordSettings, recorders: Rc<Recorders>) -> Self {
+    pub fn new(settings: RecordSettings, recorders: Rc<Recorders>, hooks: Rc<HookClient>) -> Self {
         RecordSink {
             settings,
             recorders,
             active: AHashMap::new(),
+            hooks,
         }
     }
 
@@ -182,8 +187,24 @@ impl HomeSink for RecordSink {
         self.recorders.add(rec.clone());
         let recorders = self.recorders.clone();
         let writer = rec.clone();
+        let hooks = self.hooks.clone();
         super::spawn(async move {
-            write_recording(&writer, dir, &app, &room).await;
+            let file = write_recording(&writer, dir, &app, &room).await;
+            if let Some(path) = file {
+                let ev = HookEvent {
+                    app,
+                    stream: room,
+                    protocol: "rtmp",
+                    file: Some(
+                        std::path::absolute(&path)
+                            .unwrap_or(path)
+                            .display()
+                            .to_string(),
+                    ),
+                    ..HookEvent::default()
+                };
+                hooks.notify(Action::RecordDone, &ev);
+            }
             writer.pending.borrow_mut().done = true;
             recorders.remove(&writer);
         })
@@ -231,11 +252,12 @@ impl HomeSink for RecordSink {
     fn tick(&mut self, _now: Instant) {}
 }
 
-/// Create the file and write the recording's pieces to it until the stream ends.
-async fn write_recording(rec: &Recording, dir: PathBuf, app: &str, room: &str) {
+/// Create the file and write the recording's pieces to it until the stream ends; the path of
+/// the file when it was closed without error.
+async fn write_recording(rec: &Recording, dir: PathBuf, app: &str, room: &str) -> Option<PathBuf> {
     let Some((path, file)) = create_file(&dir, app, room).await else {
         // Nothing can be written: drop what comes (the `done` flag stops the queue).
-        return;
+        return None;
     };
     info!(path = %path.display(), "recording started");
     let mut out = StreamWriterBuilder::new(file)
@@ -266,8 +288,14 @@ async fn write_recording(rec: &Recording, dir: PathBuf, app: &str, room: &str) {
     rec.pending.borrow_mut().done = true;
     let closed = out.close().await;
     match failed.map_or(closed, Err) {
-        Ok(()) => info!(path = %path.display(), bytes = written, "recording finished"),
-        Err(e) => warn!(path = %path.display(), error = %e, bytes = written, "recording failed"),
+        Ok(()) => {
+            info!(path = %path.display(), bytes = written, "recording finished");
+            Some(path)
+        }
+        Err(e) => {
+            warn!(path = %path.display(), error = %e, bytes = written, "recording failed");
+            None
+        }
     }
 }
 

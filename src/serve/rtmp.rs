@@ -6,10 +6,12 @@
 //! `serve::watch`). When one ends, the
 //! connection ends; what was already queued is flushed briefly, then the socket closes.
 
+use super::hooks::Decision;
 use super::io::Conn;
 use super::tls::{TlsConn, Transport};
 use super::watch::{Alarm, Watched};
 use super::{within, ShardState};
+use crate::hooks::{Action, HookEvent};
 use crate::hub::{release_burst, Frame, Item, PlayerQueue, PubId, StreamEvent, StreamKey};
 use crate::keys::{self, KeyError};
 use crate::limits::{Limit, Ticket};
@@ -80,6 +82,8 @@ struct RtmpConn {
     player_ticket: RefCell<Option<Ticket>>,
     /// Incomplete-message bytes last reported to the shard's `PendingBudget`.
     pending_reported: Cell<usize>,
+    /// The publish or play as hooks were told of it (for on_unpublish / on_stop).
+    hooked: RefCell<Option<HookEvent>>,
 }
 
 /// Longest `tcUrl` kept for stats.
@@ -159,6 +163,7 @@ impl RtmpConn {
             listed: RefCell::default(),
             player_ticket: RefCell::default(),
             pending_reported: Cell::new(0),
+            hooked: RefCell::default(),
             st,
         }
     }
@@ -263,15 +268,21 @@ impl RtmpConn {
 
     async fn on_event(&self, ev: Event) -> Result<(), String> {
         match ev {
-            Event::Connect { app, tc_url } => self.on_connect(app, &tc_url),
+            Event::Connect { app, tc_url } => Box::pin(self.on_connect(app, &tc_url)).await,
             // Boxed: the key check may wait on a blocking store, and that future would
             // otherwise sit inline in every connection's task, players' included.
             Event::Publish {
-                stream_id, name, ..
-            } => Box::pin(self.on_publish(stream_id, name)).await,
+                stream_id,
+                name,
+                query,
+                ..
+            } => Box::pin(self.on_publish(stream_id, name, query)).await,
             Event::Play {
-                stream_id, name, ..
-            } => self.on_play(stream_id, name),
+                stream_id,
+                name,
+                query,
+                ..
+            } => Box::pin(self.on_play(stream_id, name, query)).await,
             Event::Media {
                 kind,
                 timestamp,
@@ -288,7 +299,7 @@ impl RtmpConn {
         }
     }
 
-    fn on_connect(&self, app: String, tc_url: &str) -> Result<(), String> {
+    async fn on_connect(&self, app: String, tc_url: &str) -> Result<(), String> {
         let live = self.st.cfg.app(&app).is_some_and(|a| a.live);
         if !live {
             self.session
@@ -313,6 +324,24 @@ impl RtmpConn {
             kept.truncate(kept.floor_char_boundary(MAX_TC_URL));
         }
         *self.tc_url.borrow_mut() = kept;
+        if self.st.hooks.has(&app, Action::Connect) {
+            // The client's query rides on the app ("live?token=x"), so on the tcUrl.
+            let query = self
+                .tc_url
+                .borrow()
+                .split_once('?')
+                .map(|(_, q)| q.to_owned());
+            let ev = self.hook_event(&app, String::new(), query.unwrap_or_default());
+            if let Decision::Deny { reason, .. } = self.st.hooks.decide(Action::Connect, &ev).await
+            {
+                self.session
+                    .borrow_mut()
+                    .reject_connect("unauthorized (on_connect hook)");
+                return Err(format!(
+                    "connect to `{app}` refused by on_connect hook: {reason}"
+                ));
+            }
+        }
         self.session.borrow_mut().accept_connect();
         *self.app.borrow_mut() = Some(app);
         Ok(())
@@ -322,9 +351,70 @@ impl RtmpConn {
         self.app.borrow().clone().unwrap_or_default()
     }
 
-    async fn on_publish(&self, stream_id: u32, name: String) -> Result<(), String> {
+    /// What hooks are told about this connection's `stream` (a name or room) in `app`.
+    fn hook_event(&self, app: &str, stream: String, query: String) -> HookEvent {
+        HookEvent {
+            app: app.to_owned(),
+            stream,
+            query,
+            client: self.peer.to_string(),
+            protocol: "rtmp",
+            conn_id: self.conn_id,
+            file: None,
+            tc_url: Some(self.tc_url.borrow().clone()),
+        }
+    }
+
+    /// Ask the on_publish hooks: `Ok(Some(room))` when one mapped the name to a room (the
+    /// channel-key check is then skipped), `Ok(None)` to go on with the key check, `Err`
+    /// after refusing the publish.
+    async fn publish_hook(
+        &self,
+        stream_id: u32,
+        app: &str,
+        name: &str,
+        query: &str,
+    ) -> Result<Option<String>, String> {
+        if !self.st.hooks.has(app, Action::Publish) {
+            return Ok(None);
+        }
+        let ev = self.hook_event(app, name.to_owned(), query.to_owned());
+        match self.st.hooks.decide(Action::Publish, &ev).await {
+            Decision::Allow { room: None } => Ok(None),
+            Decision::Allow { room: Some(room) } => match keys::validate_room(&room) {
+                Ok(()) => Ok(Some(room)),
+                Err(e) => {
+                    self.session.borrow_mut().reject_publish(
+                        stream_id,
+                        "NetStream.Publish.BadName",
+                        "the on_publish hook mapped the name to an invalid room",
+                    );
+                    Err(format!(
+                        "publish refused: on_publish hook gave room `{room}`: {e}"
+                    ))
+                }
+            },
+            Decision::Deny { reason, .. } => {
+                self.session.borrow_mut().reject_publish(
+                    stream_id,
+                    "NetStream.Publish.Unauthorized",
+                    "unauthorized (on_publish hook)",
+                );
+                Err(format!(
+                    "publish to `{app}` refused by on_publish hook: {reason}"
+                ))
+            }
+        }
+    }
+
+    async fn on_publish(&self, stream_id: u32, name: String, query: String) -> Result<(), String> {
         let app = self.app();
-        let room = match self.authorize(name).await {
+        let mapped = self.publish_hook(stream_id, &app, &name, &query).await?;
+        let checked = match mapped {
+            Some(room) => Ok(Some(room)),
+            None => self.authorize(name).await,
+        };
+        let room = match checked {
             Ok(Some(room)) => room,
             Ok(None) => {
                 self.session.borrow_mut().reject_publish(
@@ -355,6 +445,7 @@ impl RtmpConn {
         }
         let id = self.st.hub.borrow_mut().start_publish(&key, self.conn_id);
         self.session.borrow_mut().accept_publish(stream_id, &room);
+        *self.hooked.borrow_mut() = Some(self.hook_event(&app, room.clone(), query));
         self.list(crate::stats::Role::Publisher, &key, &room, stream_id);
         info!(shard = self.st.id, stream = %key, "publish started");
         *self.role.borrow_mut() = Role::Publisher {
@@ -378,7 +469,7 @@ impl RtmpConn {
         }
     }
 
-    fn on_play(&self, stream_id: u32, name: String) -> Result<(), String> {
+    async fn on_play(&self, stream_id: u32, name: String, query: String) -> Result<(), String> {
         if let Err(e) = keys::validate_room(&name) {
             self.session.borrow_mut().reject_play(
                 stream_id,
@@ -386,6 +477,20 @@ impl RtmpConn {
                 &format!("invalid stream name: {e}"),
             );
             return Err(format!("play refused: invalid name: {e}"));
+        }
+        let app = self.app();
+        let ev = self.hook_event(&app, name.clone(), query);
+        if self.st.hooks.has(&app, Action::Play) {
+            if let Decision::Deny { reason, .. } = self.st.hooks.decide(Action::Play, &ev).await {
+                self.session.borrow_mut().reject_play(
+                    stream_id,
+                    "NetStream.Play.Failed",
+                    "unauthorized (on_play hook)",
+                );
+                return Err(format!(
+                    "play of `{app}/{name}` refused by on_play hook: {reason}"
+                ));
+            }
         }
         let key: StreamKey = format!("{}/{}", self.app(), name).into();
         let Some(ticket) = self.st.admission.join(&key) else {
@@ -401,6 +506,7 @@ impl RtmpConn {
             return Err(format!("play of `{key}` refused: max_players_per_stream"));
         };
         *self.player_ticket.borrow_mut() = Some(ticket);
+        *self.hooked.borrow_mut() = Some(ev);
         self.session.borrow_mut().accept_play(stream_id, &name);
         self.flush_session();
         self.play_stream.set(stream_id);
@@ -449,6 +555,16 @@ impl RtmpConn {
         self.player_ticket.borrow_mut().take();
         self.st.pending.release(&self.pending_reported);
         let role = std::mem::replace(&mut *self.role.borrow_mut(), Role::None);
+        if let Some(ev) = self.hooked.borrow_mut().take() {
+            let action = match role {
+                Role::Publisher { .. } => Some(Action::Unpublish),
+                Role::Player { .. } => Some(Action::Stop),
+                Role::None => None,
+            };
+            if let Some(action) = action {
+                self.st.hooks.notify(action, &ev);
+            }
+        }
         match role {
             Role::Publisher { key, id, .. } => {
                 self.st.hub.borrow_mut().stop_publish(&key, id);

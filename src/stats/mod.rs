@@ -295,6 +295,63 @@ pub struct Counters {
     http: RefCell<AHashMap<(Proto, u16), u64>>,
     /// Refusals by limit (indexed by `Limit::index`).
     limits: [Cell<u64>; 5],
+    /// HTTP hooks (see [`HookFigures`]).
+    hooks: HookCounters,
+}
+
+/// Outcome of one hook call, the `result` label of `shardcast_hook_calls_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HookResult {
+    /// A 2xx answer.
+    Allow,
+    /// Any other status.
+    Deny,
+    /// No answer within `hooks.timeout_ms`.
+    Timeout,
+    /// Unreachable, or an answer that is not HTTP (or too large).
+    Error,
+    /// A notification not sent: `hooks.max_in_flight` calls were already running.
+    Dropped,
+}
+
+impl HookResult {
+    pub const ALL: [HookResult; 5] = [
+        HookResult::Allow,
+        HookResult::Deny,
+        HookResult::Timeout,
+        HookResult::Error,
+        HookResult::Dropped,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            HookResult::Allow => "allow",
+            HookResult::Deny => "deny",
+            HookResult::Timeout => "timeout",
+            HookResult::Error => "error",
+            HookResult::Dropped => "dropped",
+        }
+    }
+}
+
+/// Per-shard hook counters, indexed by `hooks::Action::index`.
+#[derive(Debug, Default)]
+struct HookCounters {
+    calls: [[Cell<u64>; 5]; 6],
+    latency_ms: [Cell<u64>; 6],
+    /// Refusals because of a hook: [answered non-2xx, failed call under a deny policy].
+    denials: [[Cell<u64>; 2]; 6],
+}
+
+/// Hook figures of one shard, by `hooks::Action::index`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HookFigures {
+    /// Calls by result (`HookResult as usize`).
+    pub calls: [[u64; 5]; 6],
+    /// Sum of the answered and timed-out calls' durations, in milliseconds.
+    pub latency_ms: [u64; 6],
+    /// Refusals: [denied by the answer, failed call with a deny policy].
+    pub denials: [[u64; 2]; 6],
 }
 
 fn bump(c: &Cell<u64>, n: u64) {
@@ -327,6 +384,28 @@ impl Counters {
 
     pub fn bytes_out(&self, p: Proto, n: usize) {
         bump(&self.bytes_out[p.index()], n as u64);
+    }
+
+    /// A hook call of `action` ended with `result` after `ms` milliseconds.
+    pub fn hook_call(&self, action: crate::hooks::Action, result: HookResult, ms: u64) {
+        let h = &self.hooks;
+        bump(&h.calls[action.index()][result as usize], 1);
+        bump(&h.latency_ms[action.index()], ms);
+    }
+
+    /// A connect, publish or play was refused because of a hook; `failed`: the call failed
+    /// (and the policy denies) rather than being answered non-2xx.
+    pub fn hook_denied(&self, action: crate::hooks::Action, failed: bool) {
+        bump(&self.hooks.denials[action.index()][usize::from(failed)], 1);
+    }
+
+    fn hook_figures(&self) -> HookFigures {
+        let h = &self.hooks;
+        HookFigures {
+            calls: std::array::from_fn(|a| std::array::from_fn(|r| h.calls[a][r].get())),
+            latency_ms: std::array::from_fn(|a| h.latency_ms[a].get()),
+            denials: std::array::from_fn(|a| std::array::from_fn(|r| h.denials[a][r].get())),
+        }
     }
 
     /// A player left having skipped `dropped` frames; `slow`: it was closed for falling behind.
@@ -408,6 +487,7 @@ pub struct ShardReport {
     pub hub: HubFigures,
     /// Codecs of the live streams this shard is home of (filled by the caller of `tick`).
     pub streams: Vec<StreamCodecs>,
+    pub hooks: HookFigures,
 }
 
 impl ShardStats {
@@ -495,6 +575,7 @@ impl ShardStats {
             http,
             hub,
             streams: Vec::new(),
+            hooks: c.hook_figures(),
         }
     }
 }

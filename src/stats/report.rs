@@ -308,8 +308,89 @@ pub fn metrics_text(reports: &[ShardReport], relays: &[(&str, &str, u64)]) -> St
         ),
         |r| r.hub.tasks,
     );
+    hook_metrics(o, reports);
     relay_gauge(o, relays);
     out
+}
+
+/// Hook calls by action and result, their summed latency, and refusals because of hooks.
+fn hook_metrics(out: &mut String, reports: &[ShardReport]) {
+    use crate::hooks::Action;
+    use crate::stats::HookResult;
+    let name = "shardcast_hook_calls_total";
+    let mut f = Family::start(
+        out,
+        name,
+        "counter",
+        "HTTP hook calls, by action and result (allow = 2xx, deny = other status, timeout, \
+         error = unreachable or not HTTP, dropped = notification over hooks.max_in_flight).",
+    );
+    for r in reports {
+        let shard = r.shard.to_string();
+        for action in Action::ALL {
+            for result in HookResult::ALL {
+                let n = r.hooks.calls[action.index()][result as usize];
+                let labels = [
+                    ("action", action.name()),
+                    ("result", result.label()),
+                    ("shard", shard.as_str()),
+                ];
+                f.sample(name, &labels, n);
+            }
+        }
+    }
+    let sum = "shardcast_hook_latency_milliseconds_sum";
+    let mut f = Family::start(
+        out,
+        sum,
+        "counter",
+        "Summed duration of hook calls (answered or timed out), in milliseconds; divide by \
+         shardcast_hook_latency_milliseconds_count for the mean.",
+    );
+    for r in reports {
+        let shard = r.shard.to_string();
+        for action in Action::ALL {
+            let labels = [("action", action.name()), ("shard", shard.as_str())];
+            f.sample(sum, &labels, r.hooks.latency_ms[action.index()]);
+        }
+    }
+    let count = "shardcast_hook_latency_milliseconds_count";
+    let mut f = Family::start(
+        out,
+        count,
+        "counter",
+        "Hook calls counted in shardcast_hook_latency_milliseconds_sum.",
+    );
+    for r in reports {
+        let shard = r.shard.to_string();
+        for action in Action::ALL {
+            let calls = &r.hooks.calls[action.index()];
+            let timed: u64 = calls.iter().sum::<u64>() - calls[HookResult::Dropped as usize];
+            let labels = [("action", action.name()), ("shard", shard.as_str())];
+            f.sample(count, &labels, timed);
+        }
+    }
+    let name = "shardcast_hook_denials_total";
+    let mut f = Family::start(
+        out,
+        name,
+        "counter",
+        "Connects, publishes and plays refused because of a hook: denied (non-2xx answer) or \
+         failed (no usable answer, with a deny failure policy).",
+    );
+    for r in reports {
+        let shard = r.shard.to_string();
+        for action in Action::ALL.into_iter().filter(|a| a.decides()) {
+            for (i, why) in ["denied", "failed"].into_iter().enumerate() {
+                let labels = [
+                    ("action", action.name()),
+                    ("reason", why),
+                    ("shard", shard.as_str()),
+                ];
+                f.sample(name, &labels, r.hooks.denials[action.index()][i]);
+            }
+        }
+    }
 }
 
 fn relay_gauge(out: &mut String, relays: &[(&str, &str, u64)]) {

@@ -1,0 +1,295 @@
+//! HTTP hook calls on the shard's executor: a small HTTP/1.1 client on glommio's
+//! `TcpStream` (request bytes and answer parsing are `crate::hooks`, sans-IO).
+//!
+//! A call never blocks the shard: it is a future like any connection's, bounded by
+//! `hooks.timeout_ms` as a whole (waiting for a slot, resolving, connecting, sending, reading
+//! the answer) and by `hooks.max_in_flight` calls per shard. Decisions (`on_connect`,
+//! `on_publish`, `on_play`) are awaited by the connection that asked; notifications run as
+//! detached tasks, dropped (and counted) when no slot is free.
+
+use super::within;
+use crate::config::Config;
+use crate::hooks::{build_request, parse_response, Action, HookEvent, HookUrl, Reply, Verdict};
+use crate::hooks::{SessionSigner, MAX_RESPONSE_BYTES};
+use crate::stats::{HookResult, ShardStats};
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use glommio::net::TcpStream;
+use glommio::sync::Semaphore;
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::rc::Rc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tracing::{info, warn};
+
+/// What the hooks decided about a connect, publish or play.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Decision {
+    /// Every hook allowed (or failed with an allow policy); `room`: the first room a hook
+    /// mapped the publish name to.
+    Allow { room: Option<String> },
+    /// Refused: why (for logs and the client), and whether a failed call (not an answer)
+    /// caused it.
+    Deny { reason: String, failed: bool },
+}
+
+/// Largest number of HLS viewers whose authorization is remembered.
+const MAX_HLS_GRANTS: usize = 16_384;
+
+/// One shard's hook client.
+pub(crate) struct HookClient {
+    shard: usize,
+    cfg: Arc<Config>,
+    server_id: Arc<str>,
+    slots: Rc<Semaphore>,
+    stats: Rc<ShardStats>,
+    /// Signs HLS session ids (one key per process, so every shard checks any shard's ids).
+    pub signer: Arc<SessionSigner>,
+    /// HLS viewers allowed recently, shared by every shard (a viewer's requests may arrive on
+    /// several connections, so several shards); locked once per HLS request of a hooked app,
+    /// never on the media path.
+    hls_grants: Arc<HlsGrants>,
+}
+
+/// HLS viewers allowed recently: (stream, query without session, client IP) -> expiry.
+/// Playlist reloads by the same viewer (hls.js and Safari reload the URL they were given) are
+/// not hooked again until it expires.
+#[derive(Default)]
+pub(crate) struct HlsGrants(Mutex<ahash::AHashMap<(String, String, IpAddr), Instant>>);
+
+impl HookClient {
+    pub fn new(
+        shard: usize,
+        cfg: Arc<Config>,
+        server_id: Arc<str>,
+        signer: Arc<SessionSigner>,
+        hls_grants: Arc<HlsGrants>,
+        stats: Rc<ShardStats>,
+    ) -> Self {
+        let slots = Rc::new(Semaphore::new(cfg.hooks.max_in_flight as u64));
+        HookClient {
+            shard,
+            cfg,
+            server_id,
+            slots,
+            stats,
+            signer,
+            hls_grants,
+        }
+    }
+
+    /// Whether `app` has hooks for `action`.
+    pub fn has(&self, app: &str, action: Action) -> bool {
+        !self.cfg.hook_urls(app, action).is_empty()
+    }
+
+    fn timeout(&self) -> Duration {
+        Duration::from_millis(self.cfg.hooks.timeout_ms)
+    }
+
+    /// Ask every hook of `action` for `ev.app`, in order; the first refusal ends it. Allows at
+    /// once when the app has none. Counts a refusal in the stats and logs it.
+    pub async fn decide(&self, action: Action, ev: &HookEvent) -> Decision {
+        let urls = self.cfg.hook_urls(&ev.app, action);
+        let body = ev.body(action, self.shard, &self.server_id);
+        let mut room = None;
+        for url in urls {
+            let reason = match self.call(action, url, &body).await {
+                Ok(reply) => match reply.verdict() {
+                    Verdict::Allow { room: r } => {
+                        room = room.or(r);
+                        continue;
+                    }
+                    Verdict::Deny { status } => Err(format!("{url} answered {status}")),
+                },
+                Err(why) => Ok(why),
+            };
+            match reason {
+                Err(denied) => {
+                    self.stats.counters.hook_denied(action, false);
+                    info!(hook = action.name(), app = %ev.app, stream = %ev.stream,
+                        client = %ev.client, reason = %denied, "hook denied");
+                    return Decision::Deny {
+                        reason: denied,
+                        failed: false,
+                    };
+                }
+                Ok(failed) if self.cfg.hooks.allows_on_failure(action) => {
+                    warn!(hook = action.name(), app = %ev.app, stream = %ev.stream,
+                        reason = %failed, "hook failed: allowed by the failure policy");
+                }
+                Ok(failed) => {
+                    self.stats.counters.hook_denied(action, true);
+                    warn!(hook = action.name(), app = %ev.app, stream = %ev.stream,
+                        client = %ev.client, reason = %failed, "hook failed: denied");
+                    return Decision::Deny {
+                        reason: failed,
+                        failed: true,
+                    };
+                }
+            }
+        }
+        Decision::Allow { room }
+    }
+
+    /// Tell every hook of `action` for `ev.app`, without waiting: one detached task per URL,
+    /// dropped (logged and counted) when `hooks.max_in_flight` calls already run.
+    pub fn notify(self: &Rc<Self>, action: Action, ev: &HookEvent) {
+        let urls = self.cfg.hook_urls(&ev.app, action);
+        if urls.is_empty() {
+            return;
+        }
+        let body: Rc<[u8]> = ev.body(action, self.shard, &self.server_id).into();
+        for url in urls {
+            let Ok(permit) = self.slots.clone().try_acquire_static_permit(1) else {
+                self.stats
+                    .counters
+                    .hook_call(action, HookResult::Dropped, 0);
+                warn!(hook = action.name(), url = %url, "hook not sent: hooks.max_in_flight calls already running");
+                continue;
+            };
+            let (me, url, body) = (self.clone(), url.clone(), body.clone());
+            super::spawn(async move {
+                let _permit = permit;
+                if let Err(why) = me.timed_exchange(action, &url, &body).await {
+                    warn!(hook = action.name(), url = %url, reason = %why, "hook notification failed");
+                }
+            })
+            .detach();
+        }
+    }
+
+    /// One decision call: a slot, then the exchange, all within the timeout.
+    async fn call(&self, action: Action, url: &str, body: &[u8]) -> Result<Reply, String> {
+        let started = Instant::now();
+        let slot = within(self.timeout(), self.slots.acquire_permit(1)).await;
+        let Some(Ok(_permit)) = slot else {
+            let ms = started.elapsed().as_millis() as u64;
+            self.stats
+                .counters
+                .hook_call(action, HookResult::Timeout, ms);
+            return Err(format!(
+                "no free hook slot within {} ms (hooks.max_in_flight)",
+                self.cfg.hooks.timeout_ms
+            ));
+        };
+        let left = self.timeout().saturating_sub(started.elapsed());
+        self.exchange_within(action, url, body, started, left).await
+    }
+
+    /// A notification's exchange (its slot is already held).
+    async fn timed_exchange(
+        &self,
+        action: Action,
+        url: &str,
+        body: &[u8],
+    ) -> Result<Reply, String> {
+        self.exchange_within(action, url, body, Instant::now(), self.timeout())
+            .await
+    }
+
+    async fn exchange_within(
+        &self,
+        action: Action,
+        url: &str,
+        body: &[u8],
+        started: Instant,
+        left: Duration,
+    ) -> Result<Reply, String> {
+        let outcome = within(left, exchange(url, body)).await;
+        let ms = started.elapsed().as_millis() as u64;
+        let (result, outcome) = match outcome {
+            None => (
+                HookResult::Timeout,
+                Err(format!(
+                    "{url}: no answer within {} ms (hooks.timeout_ms)",
+                    self.cfg.hooks.timeout_ms
+                )),
+            ),
+            Some(Err(why)) => (HookResult::Error, Err(format!("{url}: {why}"))),
+            Some(Ok(reply)) if (200..300).contains(&reply.status) => (HookResult::Allow, Ok(reply)),
+            Some(Ok(reply)) => (HookResult::Deny, Ok(reply)),
+        };
+        self.stats.counters.hook_call(action, result, ms);
+        outcome
+    }
+
+    /// Whether an HLS viewer (stream, query, IP) was allowed within `hooks.hls_session_secs`.
+    pub fn hls_granted(&self, key: &(String, String, IpAddr), now: Instant) -> bool {
+        let mut grants = self.hls_grants.0.lock().unwrap_or_else(|e| e.into_inner());
+        match grants.get(key) {
+            Some(until) if *until > now => true,
+            Some(_) => {
+                grants.remove(key);
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// Remember an allowed HLS viewer. Bounded: when full, expired entries go, and if none
+    /// had expired, all of them (those viewers are simply hooked again).
+    pub fn hls_grant(&self, key: (String, String, IpAddr), now: Instant) {
+        let mut grants = self.hls_grants.0.lock().unwrap_or_else(|e| e.into_inner());
+        if grants.len() >= MAX_HLS_GRANTS {
+            grants.retain(|_, until| *until > now);
+            if grants.len() >= MAX_HLS_GRANTS {
+                grants.clear();
+            }
+        }
+        let ttl = Duration::from_secs(self.cfg.hooks.hls_session_secs);
+        grants.insert(key, now + ttl);
+    }
+
+    pub fn hls_session_secs(&self) -> u64 {
+        self.cfg.hooks.hls_session_secs
+    }
+}
+
+/// Resolve, connect, send the request and read the answer (no timeout of its own).
+async fn exchange(url: &str, body: &[u8]) -> Result<Reply, String> {
+    let url = HookUrl::parse(url)?;
+    let addr = resolve(&url).await?;
+    let mut stream = TcpStream::connect(addr)
+        .await
+        .map_err(|e| format!("connect to {addr}: {e}"))?;
+    let _ = stream.set_nodelay(true);
+    stream
+        .write_all(&build_request(&url, body))
+        .await
+        .map_err(|e| format!("send: {e}"))?;
+    let mut buf = Vec::with_capacity(1024);
+    let mut chunk = vec![0u8; 4096];
+    loop {
+        let n = stream
+            .read(&mut chunk)
+            .await
+            .map_err(|e| format!("read: {e}"))?;
+        let take = n.min(MAX_RESPONSE_BYTES + 1 - buf.len().min(MAX_RESPONSE_BYTES + 1));
+        buf.extend_from_slice(&chunk[..take]);
+        if let Some(reply) = parse_response(&buf, n == 0)? {
+            let _ = stream.close().await;
+            return Ok(reply);
+        }
+    }
+}
+
+/// The hook server's address: an IP literal as is, a host name through the system resolver
+/// on the executor's blocking thread (it may block).
+async fn resolve(url: &HookUrl) -> Result<SocketAddr, String> {
+    if let Ok(ip) = url.host.parse::<IpAddr>() {
+        return Ok(SocketAddr::new(ip, url.port));
+    }
+    let (host, port) = (url.host.clone(), url.port);
+    let found = glommio::executor()
+        .spawn_blocking(move || {
+            (host.as_str(), port)
+                .to_socket_addrs()
+                .map(|mut addrs| addrs.next())
+        })
+        .await;
+    match found {
+        Ok(Some(addr)) => Ok(addr),
+        Ok(None) => Err(format!("{}: no address", url.host)),
+        Err(e) => Err(format!("resolve {}: {e}", url.host)),
+    }
+}

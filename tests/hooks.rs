@@ -1,0 +1,638 @@
+//! End-to-end HTTP hooks: a real hook server (a std::net listener thread in the test) records
+//! every call and answers by token: `token=good` allows, `token=map` allows with
+//! `{"room": "mapped"}`, anything else gets 403; notifications get 200. Publish and play over
+//! RTMP, HTTP-FLV and HLS are allowed and denied through it, notifications arrive with their
+//! fields, and a hook server that hangs or is down denies within `hooks.timeout_ms` while
+//! another stream flows without losing a frame.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::hostile::HealthyStream;
+use common::server::scratch_dir;
+use common::*;
+use serde_json::Value;
+
+/// How long a hook call, a status or a log line may take to show up.
+const WAIT: Duration = Duration::from_secs(15);
+/// `hooks.timeout_ms` of the servers under test.
+const HOOK_TIMEOUT_MS: u64 = 1000;
+
+/// What the test hook server does with a call.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Answer by token.
+    Answer,
+    /// Accept, read the request and never answer.
+    Hang,
+}
+
+/// A hook server on 127.0.0.1: records each call's JSON body (with the request path under
+/// `"_path"`) and answers per [`Mode`].
+struct HookServer {
+    addr: SocketAddr,
+    calls: Arc<(Mutex<Vec<Value>>, Condvar)>,
+    /// Connections held open by a hanging server (never read: holding is the point).
+    _held: Arc<Mutex<Vec<TcpStream>>>,
+}
+
+impl HookServer {
+    fn start(mode: Mode) -> HookServer {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let calls: Arc<(Mutex<Vec<Value>>, Condvar)> = Arc::default();
+        let held: Arc<Mutex<Vec<TcpStream>>> = Arc::default();
+        let (c, h) = (calls.clone(), held.clone());
+        thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { continue };
+                let (c, h) = (c.clone(), h.clone());
+                thread::spawn(move || serve_hook(stream, mode, &c, &h));
+            }
+        });
+        HookServer {
+            addr,
+            calls,
+            _held: held,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    fn calls(&self) -> Vec<Value> {
+        self.calls.0.lock().unwrap().clone()
+    }
+
+    /// Calls of `action` so far.
+    fn count(&self, action: &str) -> usize {
+        self.calls()
+            .iter()
+            .filter(|c| c["action"] == action)
+            .count()
+    }
+
+    /// Waits (on the recorder's condition variable) for a call matching `pred`.
+    fn wait_for(&self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + WAIT;
+        let (lock, cond) = &*self.calls;
+        let mut calls = lock.lock().unwrap();
+        loop {
+            if let Some(found) = calls.iter().find(|c| pred(c)) {
+                return found.clone();
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(!left.is_zero(), "no hook call {what}; calls: {calls:#?}");
+            calls = cond.wait_timeout(calls, left).unwrap().0;
+        }
+    }
+}
+
+fn serve_hook(
+    stream: TcpStream,
+    mode: Mode,
+    calls: &(Mutex<Vec<Value>>, Condvar),
+    held: &Mutex<Vec<TcpStream>>,
+) {
+    stream.set_read_timeout(Some(WAIT)).unwrap();
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut request_line = String::new();
+    if reader.read_line(&mut request_line).is_err() {
+        return;
+    }
+    let mut length = 0usize;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            return;
+        }
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        if let Some((name, value)) = line.split_once(':') {
+            if name.eq_ignore_ascii_case("content-length") {
+                length = value.trim().parse().unwrap();
+            }
+        }
+    }
+    let mut body = vec![0u8; length];
+    reader.read_exact(&mut body).unwrap();
+    let mut call: Value = serde_json::from_slice(&body).expect("hook body is JSON");
+    assert!(request_line.starts_with("POST "), "{request_line}");
+    let path = request_line
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or("")
+        .to_owned();
+    call["_path"] = Value::String(path);
+    let (status, answer) = match call["action"].as_str().unwrap_or("") {
+        "on_connect" | "on_publish" | "on_play" => match call["query"]["token"].as_str() {
+            Some("good") => (200, "{}".to_owned()),
+            Some("map") => (200, r#"{"room":"mapped"}"#.to_owned()),
+            _ => (403, "go away".to_owned()),
+        },
+        _ => (200, String::new()),
+    };
+    {
+        let (lock, cond) = calls;
+        lock.lock().unwrap().push(call);
+        cond.notify_all();
+    }
+    let mut stream = stream;
+    if mode == Mode::Hang {
+        held.lock().unwrap().push(stream);
+        return;
+    }
+    let reply = format!(
+        "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{answer}",
+        answer.len()
+    );
+    let _ = stream.write_all(reply.as_bytes());
+}
+
+/// Waits until the sum of metric `name` over samples with `labels` is `want` (/metrics is
+/// refreshed once a second); panics with the last value otherwise.
+fn wait_metric(server: &Server, name: &str, labels: &[&str], want: u64) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let got = metric_sum(server, name, labels);
+        if got == want {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{name}{labels:?} is {got}, expected {want}"
+        );
+        thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A config file under a scratch directory; returns its path.
+fn config_file(name: &str, text: &str) -> PathBuf {
+    let dir = scratch_dir("hooks-config", name);
+    let path = dir.join("shardcast.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn start(name: &str, config: &Path, extra: &[&str]) -> Server {
+    let mut args = vec!["--shards", "2", "--config_file", config.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    Server::start(name, &args)
+}
+
+/// RTMP publish and play decided by the hook (project's RTMP client): denied by token,
+/// allowed by token with the channel-key check still applying, and a hook-mapped room that
+/// needs no key; on_unpublish and on_stop arrive with their fields; /metrics counts it all.
+#[test]
+fn rtmp_publish_and_play_are_decided_by_the_hook() {
+    let hook = HookServer::start(Mode::Answer);
+    let config = config_file(
+        "rtmp",
+        &format!(
+            "[hooks]\non_publish = [\"{}\"]\non_unpublish = [\"{}\"]\n\
+             on_play = [\"{}\"]\non_stop = [\"{}\"]\ntimeout_ms = {HOOK_TIMEOUT_MS}\n\
+             server_id = \"node-a\"\n",
+            hook.url("/publish"),
+            hook.url("/unpublish"),
+            hook.url("/play"),
+            hook.url("/stop"),
+        ),
+    );
+    let server = start("hooks-rtmp", &config, &[]);
+    let addr = server.rtmp_addr();
+
+    // Denied by the hook: Unauthorized, and the hook saw the name, query and client.
+    let mut p = RtmpClient::connect(addr, "live").unwrap();
+    assert_eq!(
+        p.publish("movie?token=bad&x=1"),
+        Err("NetStream.Publish.Unauthorized".to_owned())
+    );
+    let call = hook.wait_for("on_publish bad", |c| c["query"]["token"] == "bad");
+    assert_eq!(call["_path"], "/publish");
+    assert_eq!(call["action"], "on_publish");
+    assert_eq!(call["app"], "live");
+    assert_eq!(call["stream"], "movie");
+    assert_eq!(call["query"]["x"], "1");
+    assert_eq!(call["query_string"], "token=bad&x=1");
+    assert_eq!(call["protocol"], "rtmp");
+    assert_eq!(call["server_id"], "node-a");
+    assert!(call["shard"].as_u64().is_some_and(|s| s < 2), "{call}");
+    assert!(call["client"].as_str().unwrap().starts_with("127.0.0.1:"));
+    assert!(server
+        .wait_for_line(|l| l.contains("refused by on_publish hook"), WAIT)
+        .is_some());
+
+    // Allowed by the hook without a room: the channel-key check still applies.
+    let mut p = RtmpClient::connect(addr, "live").unwrap();
+    assert_eq!(
+        p.publish("movie?token=good"),
+        Err("NetStream.Publish.BadName".to_owned()),
+        "a name that is no key is still refused"
+    );
+    let key = key_of(&server, "movie");
+    let mut keyed = RtmpClient::connect(addr, "live").unwrap();
+    keyed.publish(&format!("{key}?token=good")).unwrap();
+    keyed.delete_stream().unwrap();
+    let unpub = hook.wait_for("on_unpublish movie", |c| {
+        c["action"] == "on_unpublish" && c["stream"] == "movie"
+    });
+    assert_eq!(unpub["_path"], "/unpublish");
+    assert_eq!(unpub["query"]["token"], "good");
+
+    // A hook-mapped room needs no key; players are decided by the hook too.
+    let mut publisher = RtmpClient::connect(addr, "live").unwrap();
+    publisher.publish("anything?token=map").unwrap();
+    publish_frames(&mut publisher, 0, 30, 0);
+    let mut denied = RtmpClient::connect(addr, "live").unwrap();
+    assert_eq!(
+        denied.play("mapped?token=bad"),
+        Err("NetStream.Play.Failed".to_owned())
+    );
+    let mut player = RtmpClient::connect(addr, "live").unwrap();
+    player.play("mapped?token=good").unwrap();
+    let media = player.read_media(WAIT, 3);
+    assert!(
+        media.len() >= 3,
+        "the allowed player gets media: {}",
+        media.len()
+    );
+    let play = hook.wait_for("on_play good", |c| {
+        c["action"] == "on_play" && c["query"]["token"] == "good"
+    });
+    assert_eq!(
+        (play["stream"].as_str(), play["protocol"].as_str()),
+        (Some("mapped"), Some("rtmp"))
+    );
+    drop(player);
+    let stop = hook.wait_for("on_stop", |c| c["action"] == "on_stop");
+    assert_eq!(stop["_path"], "/stop");
+    assert_eq!(stop["stream"], "mapped");
+    assert_eq!(stop["query"]["token"], "good");
+    assert_eq!(stop["conn_id"], play["conn_id"]);
+    assert_eq!(stop["shard"], play["shard"]);
+    drop(publisher);
+    hook.wait_for("on_unpublish mapped", |c| {
+        c["action"] == "on_unpublish" && c["stream"] == "mapped"
+    });
+
+    // /metrics: calls by action and result, latency, denials.
+    let calls = |action: &str, result: &str, want: u64| {
+        let labels = [
+            format!("action=\"{action}\""),
+            format!("result=\"{result}\""),
+        ];
+        let labels: Vec<&str> = labels.iter().map(String::as_str).collect();
+        wait_metric(&server, "shardcast_hook_calls_total", &labels, want);
+    };
+    calls("on_publish", "deny", 1);
+    calls("on_publish", "allow", 3);
+    calls("on_play", "deny", 1);
+    calls("on_play", "allow", 1);
+    calls("on_unpublish", "allow", 2);
+    calls("on_stop", "allow", 1);
+    let on_publish = ["action=\"on_publish\""];
+    wait_metric(
+        &server,
+        "shardcast_hook_latency_milliseconds_count",
+        &on_publish,
+        4,
+    );
+    for action in ["on_publish", "on_play"] {
+        let labels = [
+            format!("action=\"{action}\""),
+            "reason=\"denied\"".to_owned(),
+        ];
+        let labels: Vec<&str> = labels.iter().map(String::as_str).collect();
+        wait_metric(&server, "shardcast_hook_denials_total", &labels, 1);
+    }
+}
+
+/// on_connect: the query of the app (`live?token=`) reaches the hook; a denial rejects the
+/// connection.
+#[test]
+fn rtmp_connect_is_decided_by_the_hook() {
+    let hook = HookServer::start(Mode::Answer);
+    let config = config_file(
+        "connect",
+        &format!("[hooks]\non_connect = [\"{}\"]\n", hook.url("/connect")),
+    );
+    let server = start("hooks-connect", &config, &["--rtmp_noauth"]);
+    let addr = server.rtmp_addr();
+    let connect = |query: &str| {
+        let app = format!("live?{query}");
+        let cfg = shardcast::rtmp::client::ClientConfig::new(&app, &format!("rtmp://{addr}/{app}"));
+        RtmpClient::connect_with(addr, cfg)
+    };
+    assert_eq!(
+        connect("token=bad").err(),
+        Some("NetConnection.Connect.Rejected".to_owned())
+    );
+    let mut ok = connect("token=good").unwrap();
+    ok.publish("room1").unwrap();
+    let call = hook.wait_for("on_connect good", |c| c["query"]["token"] == "good");
+    assert_eq!(
+        (call["action"].as_str(), call["app"].as_str()),
+        (Some("on_connect"), Some("live"))
+    );
+    assert!(call["tc_url"]
+        .as_str()
+        .unwrap()
+        .ends_with("/live?token=good"));
+}
+
+/// A real encoder (ffmpeg) pushes with a token; HTTP-FLV and HLS viewers are allowed and
+/// denied by theirs, an HLS viewer is hooked once (segment URLs carry its session), and
+/// on_stop, on_unpublish and on_record_done arrive.
+#[test]
+fn ffmpeg_publish_flv_and_hls_viewers_and_notifications() {
+    require_ffmpeg();
+    let hook = HookServer::start(Mode::Answer);
+    let config = config_file(
+        "media",
+        &format!(
+            "rtmp_noauth = true\nflv_dir = \"rec\"\nhls_fragment = 1\n\
+             [hooks]\non_publish = [\"{u}\"]\non_unpublish = [\"{u}\"]\non_play = [\"{u}\"]\n\
+             on_stop = [\"{u}\"]\non_record_done = [\"{u}\"]\n\
+             [[server]]\nappname = \"live\"\nlive = true\nflv = true\nhls = true\napi = true\n\
+             record = true\n",
+            u = hook.url("/hook")
+        ),
+    );
+    let server = start("hooks-media", &config, &[]);
+
+    // Denied push: ffmpeg gives up, and no stream appears.
+    let mut bad = push(&server.rtmp_url("live/show?token=bad"), &test_media(), true);
+    hook.wait_for("on_publish bad", |c| {
+        c["action"] == "on_publish" && c["query"]["token"] == "bad"
+    });
+    let status = wait_exit(&mut bad, WAIT).expect("a refused ffmpeg exits");
+    assert!(!status.success());
+
+    let mut ffmpeg = push_looped(&server.rtmp_url("live/show?token=good"), &test_media());
+    let published = hook.wait_for("on_publish good", |c| {
+        c["action"] == "on_publish" && c["query"]["token"] == "good"
+    });
+    assert_eq!(published["stream"], "show");
+    server
+        .wait_for_line(
+            |l| l.contains("publish started") && l.contains("live/show"),
+            WAIT,
+        )
+        .expect("the allowed push publishes");
+
+    // HTTP-FLV.
+    let (status, _, body) = http_get(server.httpflv_addr(), "/live/show.flv?token=bad");
+    assert_eq!(status, 403);
+    assert!(String::from_utf8_lossy(&body).contains("on_play hook denied"));
+    let mut viewer = http_open(
+        server.httpflv_addr(),
+        "GET",
+        "/live/show.flv?token=good",
+        &[],
+    )
+    .unwrap();
+    assert_eq!(viewer.status, 200);
+    let mut head = [0u8; 3];
+    viewer.body.read_exact(&mut head).unwrap();
+    assert_eq!(&head, b"FLV");
+    let play = hook.wait_for("flv on_play", |c| {
+        c["protocol"] == "flv" && c["query"]["token"] == "good"
+    });
+    assert_eq!(
+        (play["action"].as_str(), play["stream"].as_str()),
+        (Some("on_play"), Some("show"))
+    );
+    drop(viewer);
+    let stop = hook.wait_for("flv on_stop", |c| {
+        c["action"] == "on_stop" && c["protocol"] == "flv"
+    });
+    assert_eq!(stop["query"]["token"], "good");
+
+    // HLS: denied, then allowed once; segments and reloads are not hooked again.
+    let hls = server.hls_addr();
+    let (status, _, _) = http_get(hls, "/live/show.m3u8?token=bad");
+    assert_eq!(status, 403);
+    let (status, _, body) = http_get(hls, "/live/show.m3u8?token=good");
+    assert_eq!(status, 200);
+    let playlist = String::from_utf8(body).unwrap();
+    let segments: Vec<&str> = playlist
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .collect();
+    assert!(!segments.is_empty(), "{playlist}");
+    assert!(
+        segments.iter().all(|s| s.contains("?hls_session=")),
+        "{playlist}"
+    );
+    let hls_plays = || {
+        hook.calls()
+            .iter()
+            .filter(|c| c["action"] == "on_play" && c["protocol"] == "hls")
+            .count()
+    };
+    assert_eq!(hls_plays(), 2, "the bad and the good playlist request");
+    for segment in &segments {
+        let (status, _, data) = http_get(hls, &format!("/live/{segment}"));
+        assert_eq!(status, 200, "{segment}");
+        assert_eq!(data.first(), Some(&0x47), "a TS segment");
+    }
+    for _ in 0..3 {
+        let (status, _, _) = http_get(hls, "/live/show.m3u8?token=good");
+        assert_eq!(status, 200);
+    }
+    assert_eq!(hls_plays(), 2, "segments and reloads are not hooked again");
+    // A segment without a session, or with a forged one, is hooked (and denied).
+    let bare = segments[0].split('?').next().unwrap();
+    let (status, _, _) = http_get(hls, &format!("/live/{bare}"));
+    assert_eq!(status, 403);
+    let (status, _, _) = http_get(
+        hls,
+        &format!("/live/{bare}?hls_session=99999999999.0123456789abcdef0123456789abcdef"),
+    );
+    assert_eq!(status, 403);
+    assert_eq!(hls_plays(), 4);
+
+    // The publisher ends: on_unpublish, then on_record_done with the file.
+    let _ = ffmpeg.kill();
+    let _ = ffmpeg.wait();
+    let unpub = hook.wait_for("on_unpublish", |c| c["action"] == "on_unpublish");
+    assert_eq!(
+        (unpub["stream"].as_str(), unpub["query"]["token"].as_str()),
+        (Some("show"), Some("good"))
+    );
+    let done = hook.wait_for("on_record_done", |c| c["action"] == "on_record_done");
+    assert_eq!(
+        (done["app"].as_str(), done["stream"].as_str()),
+        (Some("live"), Some("show"))
+    );
+    let file = PathBuf::from(done["file"].as_str().unwrap());
+    assert!(
+        file.is_absolute() && file.extension().is_some_and(|e| e == "flv"),
+        "{file:?}"
+    );
+    assert!(std::fs::metadata(&file).unwrap().len() > 1000, "{file:?}");
+}
+
+/// Waits for a child to exit (polling its status, bounded).
+fn wait_exit(
+    child: &mut std::process::Child,
+    timeout: Duration,
+) -> Option<std::process::ExitStatus> {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some(status);
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    None
+}
+
+/// A hook server that hangs denies within `hooks.timeout_ms`, one that is down denies at
+/// once, and meanwhile a stream of an app without hooks loses no frame.
+#[test]
+fn hung_or_down_hook_server_denies_in_time_and_others_keep_flowing() {
+    let hung = HookServer::start(Mode::Hang);
+    let down = {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+        // Dropped: nothing listens there any more.
+    };
+    let config = config_file(
+        "hung",
+        &format!(
+            "rtmp_noauth = true\n[hooks]\ntimeout_ms = {HOOK_TIMEOUT_MS}\n\
+             [[server]]\nappname = \"live\"\nlive = true\napi = true\n\
+             [[server]]\nappname = \"hung\"\nlive = true\nflv = true\non_play = [\"{h}\"]\n\
+             [[server]]\nappname = \"hungpub\"\nlive = true\non_publish = [\"{h}\"]\n\
+             [[server]]\nappname = \"down\"\nlive = true\non_publish = [\"http://{down}/x\"]\n",
+            h = hung.url("/hang"),
+        ),
+    );
+    let server = start("hooks-hung", &config, &["--hls_addr", ""]);
+    let addr = server.rtmp_addr();
+    let key = key_of(&server, "healthy");
+    let healthy = HealthyStream::start(addr, "healthy", &key);
+    // A stream of the app whose on_play hangs (its publish is not hooked).
+    let mut guarded = RtmpClient::connect(addr, "hung").unwrap();
+    guarded.publish("s").unwrap();
+    publish_frames(&mut guarded, 0, 10, 0);
+
+    // Hung publishes and plays at once, on both shards, and an HTTP-FLV viewer.
+    let timeout = Duration::from_millis(HOOK_TIMEOUT_MS);
+    let attempts: Vec<_> = (0..6)
+        .map(|i| {
+            thread::spawn(move || {
+                let (app, publish) = if i % 2 == 0 {
+                    ("hungpub", true)
+                } else {
+                    ("hung", false)
+                };
+                let mut c = RtmpClient::connect(addr, app).unwrap();
+                let started = Instant::now();
+                let result = if publish {
+                    c.publish(&format!("p{i}?token=good"))
+                } else {
+                    c.play("s?token=good")
+                };
+                (i, result, started.elapsed())
+            })
+        })
+        .collect();
+    let flv_started = Instant::now();
+    let (status, _, body) = http_get(server.httpflv_addr(), "/hung/s.flv?token=good");
+    let flv_took = flv_started.elapsed();
+    assert_eq!(status, 403, "{}", String::from_utf8_lossy(&body));
+    assert!(String::from_utf8_lossy(&body).contains("could not be asked"));
+    assert!(
+        flv_took >= timeout - Duration::from_millis(50),
+        "{flv_took:?}"
+    );
+    assert!(flv_took < timeout + Duration::from_secs(3), "{flv_took:?}");
+    for attempt in attempts {
+        let (i, result, took) = attempt.join().unwrap();
+        let want = if i % 2 == 0 {
+            "NetStream.Publish.Unauthorized"
+        } else {
+            "NetStream.Play.Failed"
+        };
+        assert_eq!(result, Err(want.to_owned()), "attempt {i}");
+        assert!(
+            took >= timeout - Duration::from_millis(50),
+            "attempt {i} waited the timeout: {took:?}"
+        );
+        assert!(
+            took < timeout + Duration::from_secs(3),
+            "attempt {i} denied in time: {took:?}"
+        );
+    }
+    assert_eq!(hung.count("on_publish"), 3);
+    assert_eq!(hung.count("on_play"), 4);
+
+    // Down: refused connection, denied at once.
+    let mut c = RtmpClient::connect(addr, "down").unwrap();
+    let started = Instant::now();
+    assert_eq!(
+        c.publish("x"),
+        Err("NetStream.Publish.Unauthorized".to_owned())
+    );
+    assert!(started.elapsed() < timeout, "{:?}", started.elapsed());
+
+    let frames = healthy.finish();
+    assert!(frames > 30, "{frames}");
+    let calls = "shardcast_hook_calls_total";
+    wait_metric(&server, calls, &["result=\"timeout\""], 7);
+    wait_metric(&server, calls, &["result=\"error\""], 1);
+    let denials = "shardcast_hook_denials_total";
+    wait_metric(&server, denials, &["reason=\"failed\""], 8);
+    assert!(server
+        .wait_for_line(|l| l.contains("hook failed: denied"), WAIT)
+        .is_some());
+}
+
+/// With `publish_failure = "allow"` and `play_failure = "allow"`, a hook server that is down
+/// lets publishers and players through (logged and counted, not denied); a non-2xx answer
+/// would still deny.
+#[test]
+fn allow_failure_policy_lets_through_when_the_hook_server_is_down() {
+    let down = {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let config = config_file(
+        "allow",
+        &format!(
+            "rtmp_noauth = true\n[hooks]\non_publish = [\"http://{down}/p\"]\n\
+             on_play = [\"http://{down}/p\"]\npublish_failure = \"allow\"\n\
+             play_failure = \"allow\"\n"
+        ),
+    );
+    let server = start("hooks-allow", &config, &[]);
+    let addr = server.rtmp_addr();
+    let mut publisher = RtmpClient::connect(addr, "live").unwrap();
+    publisher.publish("open").unwrap();
+    publish_frames(&mut publisher, 0, 10, 0);
+    let mut player = RtmpClient::connect(addr, "live").unwrap();
+    player.play("open").unwrap();
+    assert!(!player.read_media(WAIT, 3).is_empty());
+    assert!(server
+        .wait_for_line(|l| l.contains("allowed by the failure policy"), WAIT)
+        .is_some());
+    wait_metric(
+        &server,
+        "shardcast_hook_calls_total",
+        &["result=\"error\""],
+        2,
+    );
+    wait_metric(&server, "shardcast_hook_denials_total", &[], 0);
+}
