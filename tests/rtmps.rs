@@ -11,8 +11,12 @@ use std::process::Child;
 use std::time::Duration;
 
 /// A self-signed certificate for `localhost`, in a directory of this test process.
+/// A fresh certificate per test: tests run in parallel, and one regenerating a shared file
+/// while another's server had loaded the previous key made the client see a bad signature.
 fn self_signed() -> (PathBuf, PathBuf) {
-    let dir = std::env::temp_dir().join(format!("shardcast-rtmps-{}", std::process::id()));
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let dir = std::env::temp_dir().join(format!("shardcast-rtmps-{}-{n}", std::process::id()));
     common::certs::self_signed(&dir)
 }
 
