@@ -133,18 +133,23 @@ pub fn ertmp_media(kind: Clip) -> PathBuf {
                 cmd.args(["-t", "2", "-pix_fmt", "yuv420p", "-threads", "1"]);
                 cmd.args(kind.encoder_args());
                 cmd.args(["-shortest", "-f", "flv"]).arg(tmp);
-                let out = cmd
-                    .stdin(Stdio::null())
-                    .output()
-                    .map_err(|e| e.to_string())?;
-                if out.status.success() {
-                    Ok(())
-                } else {
-                    Err(String::from_utf8_lossy(&out.stderr).into_owned())
-                }
+                run_quietly(&mut cmd)
             })
         })
         .clone()
+}
+
+/// Runs `cmd` to its end without input; its stderr is the error when it fails.
+fn run_quietly(cmd: &mut Command) -> Result<(), String> {
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| e.to_string())?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
 }
 
 /// The tags FFmpeg publishes for `kind` with `-c copy -f flv`: the clip remuxed by the same
@@ -162,19 +167,12 @@ pub fn published_form(kind: Clip) -> PathBuf {
             let source = ertmp_media(kind);
             let name = kind.file_name().replace(".flv", "-copy.flv");
             encode_once(&name, |tmp| {
-                let out = Command::new(modern_ffmpeg())
-                    .args(["-hide_banner", "-loglevel", "error", "-nostdin", "-y", "-i"])
+                let mut cmd = Command::new(modern_ffmpeg());
+                cmd.args(["-hide_banner", "-loglevel", "error", "-nostdin", "-y", "-i"])
                     .arg(&source)
                     .args(["-c", "copy", "-f", "flv"])
-                    .arg(tmp)
-                    .stdin(Stdio::null())
-                    .output()
-                    .map_err(|e| e.to_string())?;
-                if out.status.success() {
-                    Ok(())
-                } else {
-                    Err(String::from_utf8_lossy(&out.stderr).into_owned())
-                }
+                    .arg(tmp);
+                run_quietly(&mut cmd)
             })
         })
         .clone()
