@@ -80,7 +80,7 @@ pub struct Segmenter {
     discontinuity_next: bool,
     ended: bool,
     /// Codecs HLS cannot carry, already reported.
-    reported: Vec<String>,
+    reported: Vec<(&'static str, Codec)>,
     scratch: Vec<u8>,
 }
 
@@ -148,12 +148,14 @@ impl Segmenter {
         let Ok(tag) = ertmp::parse_video(&f.payload) else {
             return false;
         };
+        if tag.multitrack || tag.packet == VideoPacket::Command {
+            // Extra tracks (RTMP and FLV outputs carry them, HLS does not) and command frames
+            // (no picture): nothing for TS, and no codec to judge.
+            return false;
+        }
         if !matches!(tag.codec, Codec::H264 | Codec::Hevc) {
             self.report("video", tag.codec);
             return false;
-        }
-        if tag.multitrack {
-            return false; // extra tracks: RTMP and FLV outputs carry them, HLS does not
         }
         match tag.packet {
             VideoPacket::SequenceStart => {
@@ -332,7 +334,8 @@ impl Segmenter {
     /// Log once per stream (and publisher) that a track's codec cannot go into MPEG-TS; the
     /// other track and every other output keep working.
     fn report(&mut self, track: &'static str, codec: Codec) {
-        let what = format!("{track} {}", codec.name());
+        // Called per frame of such a track: compare, allocate nothing.
+        let what = (track, codec);
         if !self.reported.contains(&what) {
             tracing::warn!(
                 stream = %self.room,

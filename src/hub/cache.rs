@@ -51,7 +51,14 @@ impl MediaCache {
             // already got, so a header replayed after a newer one would be lost.
             self.headers.retain(|(s, _)| *s != slot);
             if self.headers.len() >= MAX_HEADERS {
-                self.headers.remove(0);
+                // Full (many multitrack renditions): give up the oldest header of another
+                // track, never the main track's configuration or the metadata.
+                let victim = self
+                    .headers
+                    .iter()
+                    .position(|(s, _)| s.track != 0)
+                    .unwrap_or(0);
+                self.headers.remove(victim);
             }
             self.headers.push((slot, f.clone()));
             return;

@@ -82,27 +82,48 @@ pub fn to_annex_b(sample: &[u8], cfg: &HevcConfig, out: &mut Vec<u8>) -> Result<
     if !matches!(size, 1 | 2 | 4) {
         return Err(MediaError::Invalid("HEVC NAL length size"));
     }
-    let (mut has_params, mut payload) = (false, 0usize);
+    // Which of VPS, SPS, PPS the sample carries in-band: only the others are inserted (an
+    // IRAP with just an in-band PPS still needs the configuration's VPS and SPS).
+    // They go before the first parameter set or slice of an IRAP sample, so a PPS never comes
+    // before the SPS it refers to.
+    let irap = |t: u8| (NAL_IRAP_FIRST..=NAL_IRAP_LAST).contains(&t);
+    let (mut in_band, mut has_irap, mut payload) = ([false; 3], false, 0usize);
     for nal in nal_units(sample, size) {
         let nal = nal?;
-        has_params |= matches!(nal_type(nal), NAL_VPS | NAL_SPS | NAL_PPS);
+        if let Some(i) = param_index(nal_type(nal)) {
+            in_band[i] = true;
+        }
+        has_irap |= irap(nal_type(nal));
         payload = payload.saturating_add(nal.len() + 4);
     }
     out.reserve(payload.saturating_add(4 + AUD.len()));
     write_nal(out, &AUD);
-    let mut inserted = has_params;
+    let mut inserted = !has_irap;
     for nal in nal_units(sample, size).flatten() {
         let t = nal_type(nal);
         if t == NAL_AUD {
             continue;
         }
-        if !inserted && (NAL_IRAP_FIRST..=NAL_IRAP_LAST).contains(&t) {
+        if !inserted && (irap(t) || param_index(t).is_some()) {
             inserted = true;
-            cfg.parameter_sets.iter().for_each(|p| write_nal(out, p));
+            cfg.parameter_sets
+                .iter()
+                .filter(|p| param_index(nal_type(p)).is_some_and(|i| !in_band[i]))
+                .for_each(|p| write_nal(out, p));
         }
         write_nal(out, nal);
     }
     Ok(())
+}
+
+/// 0, 1, 2 for a VPS, SPS, PPS NAL unit type.
+fn param_index(t: u8) -> Option<usize> {
+    match t {
+        NAL_VPS => Some(0),
+        NAL_SPS => Some(1),
+        NAL_PPS => Some(2),
+        _ => None,
+    }
 }
 
 #[cfg(test)]
@@ -179,6 +200,25 @@ mod tests {
         assert_eq!(
             out,
             [0, 0, 0, 1, 0x46, 0x01, 0x50, 0, 0, 0, 1, 0x02, 0x01, 0xd0]
+        );
+    }
+
+    #[test]
+    fn only_missing_parameter_sets_are_inserted() {
+        let c = HevcConfig::parse(&record(false)).unwrap();
+        let idr = [0x28, 0x01, 0xac, 0x21];
+        let own_pps = [0x44, 0x01, 0xc1, 0x99];
+        let s = sample(&[&own_pps, &idr]);
+        let mut out = Vec::new();
+        to_annex_b(&s, &c, &mut out).unwrap();
+        let mut want = vec![0, 0, 0, 1, 0x46, 0x01, 0x50];
+        for p in [hex(VPS), hex(SPS), own_pps.to_vec(), idr.to_vec()] {
+            want.extend_from_slice(&[0, 0, 0, 1]);
+            want.extend_from_slice(&p);
+        }
+        assert_eq!(
+            out, want,
+            "VPS and SPS from the record, the sample's own PPS"
         );
     }
 

@@ -45,6 +45,7 @@ impl ClientCaps {
             Some(Value::StrictArray(items)) => items
                 .iter()
                 .filter_map(Value::as_str)
+                .filter(|c| is_fourcc(c))
                 .take(MAX_FOURCCS)
                 .map(str::to_string)
                 .collect(),
@@ -53,7 +54,7 @@ impl ClientCaps {
             Some(Value::String(s)) => s
                 .split(',')
                 .map(|c| c.trim().to_string())
-                .filter(|c| !c.is_empty())
+                .filter(|c| is_fourcc(c))
                 .take(MAX_FOURCCS)
                 .collect(),
             _ => Vec::new(),
@@ -82,6 +83,12 @@ impl ClientCaps {
     }
 }
 
+/// A FourCC or the `*` wildcard: anything else a client lists is ignored, so a connection
+/// cannot pin long strings for its whole life.
+fn is_fourcc(c: &str) -> bool {
+    c.len() == 4 || c == "*"
+}
+
 fn info_map(v: Option<&Value>) -> Vec<(String, u32)> {
     let props = match v {
         Some(Value::Object(p) | Value::EcmaArray(p) | Value::TypedObject { props: p, .. }) => p,
@@ -89,6 +96,7 @@ fn info_map(v: Option<&Value>) -> Vec<(String, u32)> {
     };
     props
         .iter()
+        .filter(|(k, _)| is_fourcc(k))
         .take(MAX_FOURCCS)
         .filter_map(|(k, v)| {
             let n = v.as_f64().filter(|n| n.is_finite() && *n >= 0.0)?;
