@@ -94,6 +94,9 @@ impl From<ChunkError> for SessionError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Role {
     Idle,
+    /// A publish or play was reported as an event and awaits `accept_*`/`reject_*`: a second
+    /// one in the same read must find the connection busy already.
+    Asked,
     Publishing,
     Playing,
 }
@@ -528,6 +531,7 @@ impl ServerSession {
         };
         let busy = self.streams.iter().any(|(_, r)| *r != Role::Idle);
         if !busy {
+            self.set_role(stream_id, Role::Asked);
             return Ok(Some(stream_id));
         }
         let code = match what {
@@ -553,6 +557,7 @@ impl ServerSession {
 
     /// Refuse a publish (`NetStream.Publish.BadName` and the like); nothing is published.
     pub fn reject_publish(&mut self, stream_id: u32, code: &str, description: &str) {
+        self.set_role(stream_id, Role::Idle);
         self.write_status(stream_id, "error", code, description);
     }
 
@@ -570,6 +575,7 @@ impl ServerSession {
 
     /// Refuse a play.
     pub fn reject_play(&mut self, stream_id: u32, code: &str, description: &str) {
+        self.set_role(stream_id, Role::Idle);
         self.write_status(stream_id, "error", code, description);
     }
 

@@ -518,3 +518,48 @@ fn legacy_connect_gets_no_enhanced_properties() {
     assert!(props.get("fourCcList").is_none());
     assert!(props.get("capsEx").is_none());
 }
+
+#[test]
+fn a_second_publish_or_play_in_the_same_read_is_refused_until_the_first_is_decided() {
+    let mut s = handshaken();
+    let id = ready(&mut s);
+    let publish = |name: &str| {
+        command(
+            id,
+            &[
+                Value::from("publish"),
+                Value::Number(5.0),
+                Value::Null,
+                Value::from(name),
+            ],
+        )
+    };
+    let play = command(
+        id,
+        &[
+            Value::from("play"),
+            Value::Number(6.0),
+            Value::Null,
+            Value::from("c"),
+        ],
+    );
+    // One read holding two publishes and a play: only the first is reported.
+    let mut bytes = publish("a");
+    bytes.extend(publish("b"));
+    bytes.extend(&play);
+    let mut events = Vec::new();
+    s.feed(&bytes, &mut events).unwrap();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert!(matches!(&events[0], Event::Publish { name, .. } if name == "a"));
+    let codes: Vec<String> = replies(&mut s).iter().map(status_code).collect();
+    assert_eq!(
+        codes,
+        ["NetStream.Publish.BadConnection", "NetStream.Play.Failed"]
+    );
+    // Refusing the first frees the connection for another try.
+    s.reject_publish(id, "NetStream.Publish.BadName", "invalid stream key");
+    replies(&mut s);
+    events.clear();
+    s.feed(&publish("d"), &mut events).unwrap();
+    assert!(matches!(&events[..], [Event::Publish { name, .. }] if name == "d"));
+}
