@@ -460,6 +460,16 @@ fn ffmpeg_publish_flv_and_hls_viewers_and_notifications() {
     );
     assert_eq!(status, 403);
     assert_eq!(hls_plays(), 4);
+    // A valid session id opens segments only: the playlist without the token is hooked (and
+    // denied), so a leaked segment URL does not give the stream away.
+    let session = segments[0].split("hls_session=").nth(1).unwrap();
+    let (status, _, _) = http_get(hls, &format!("/live/show.m3u8?hls_session={session}"));
+    assert_eq!(status, 403);
+    assert_eq!(hls_plays(), 5);
+    // A stream that does not exist is a 404 without asking the hook server.
+    let (status, _, _) = http_get(hls, "/live/nothing.m3u8?token=good");
+    assert_eq!(status, 404);
+    assert_eq!(hls_plays(), 5);
 
     // The publisher ends: on_unpublish, then on_record_done with the file.
     let _ = ffmpeg.kill();

@@ -119,8 +119,13 @@ async fn respond(st: &ShardState, req: &Request, peer: SocketAddr) -> Response {
         return not_found("no such stream");
     }
     let key = format!("{app}/{room}");
+    if st.hls.get(&key).is_none() {
+        // Before any hook: requests for streams that do not exist cost the hook server nothing.
+        return Response::text(404, "stream not found\n");
+    }
     let session = if st.hooks.has(app, Action::Play) {
-        match authorize(st, app, room, &key, req, peer).await {
+        let segment = matches!(target, Target::Segment { .. });
+        match authorize(st, (app, room, &key), segment, req, peer).await {
             Ok(session) => Some(session),
             Err(refused) => return refused,
         }
@@ -158,16 +163,17 @@ async fn respond(st: &ShardState, req: &Request, peer: SocketAddr) -> Response {
     resp
 }
 
-/// Authorize an HLS request of an app with on_play hooks, once per viewer: a request that
-/// carries a valid `hls_session` id (the segment URLs of the playlists we serve do), or that
+/// Authorize an HLS request of an app with on_play hooks, once per viewer: a segment request
+/// that carries a valid `hls_session` id (the segment URLs of the playlists we serve do; a
+/// playlist request is not let in by one, so a leaked segment URL does not open the stream),
+/// or a request that
 /// this shard allowed within `hooks.hls_session_secs` (same stream, query and client IP: hls.js
 /// and Safari reload the playlist URL they were given, token included), is not hooked again.
 /// Returns the session id for the playlist's segment URLs, or the 403 to answer.
 async fn authorize(
     st: &ShardState,
-    app: &str,
-    room: &str,
-    key: &str,
+    (app, room, key): (&str, &str, &str),
+    segment: bool,
     req: &Request,
     peer: SocketAddr,
 ) -> Result<String, Response> {
@@ -175,7 +181,7 @@ async fn authorize(
     let unix = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    if let Some(id) = session_of(&req.query) {
+    if let Some(id) = session_of(&req.query).filter(|_| segment) {
         if hooks.signer.check(id, key, unix) {
             // The same id: a session is not extended without asking the hook again.
             return Ok(id.to_owned());
