@@ -317,13 +317,15 @@ fn rtmp_publish_and_play_are_decided_by_the_hook() {
 }
 
 /// on_connect: the query of the app (`live?token=`) reaches the hook; a denial rejects the
-/// connection.
+/// connection. The hook URL names `localhost`, so the call goes through the resolver and tries
+/// each address (`::1` may come first; the hook server listens on 127.0.0.1 only).
 #[test]
 fn rtmp_connect_is_decided_by_the_hook() {
     let hook = HookServer::start(Mode::Answer);
+    let by_name = hook.url("/connect").replace("127.0.0.1", "localhost");
     let config = config_file(
         "connect",
-        &format!("[hooks]\non_connect = [\"{}\"]\n", hook.url("/connect")),
+        &format!("[hooks]\non_connect = [\"{by_name}\"]\n"),
     );
     let server = start("hooks-connect", &config, &["--rtmp_noauth"]);
     let addr = server.rtmp_addr();

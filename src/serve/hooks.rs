@@ -248,10 +248,7 @@ impl HookClient {
 /// Resolve, connect, send the request and read the answer (no timeout of its own).
 async fn exchange(url: &str, body: &[u8]) -> Result<Reply, String> {
     let url = HookUrl::parse(url)?;
-    let addr = resolve(&url).await?;
-    let mut stream = TcpStream::connect(addr)
-        .await
-        .map_err(|e| format!("connect to {addr}: {e}"))?;
+    let mut stream = connect_any(&resolve(&url).await?).await?;
     let _ = stream.set_nodelay(true);
     stream
         .write_all(&build_request(&url, body))
@@ -273,23 +270,70 @@ async fn exchange(url: &str, body: &[u8]) -> Result<Reply, String> {
     }
 }
 
-/// The hook server's address: an IP literal as is, a host name through the system resolver
-/// on the executor's blocking thread (it may block).
-async fn resolve(url: &HookUrl) -> Result<SocketAddr, String> {
+/// Connect to the first of `addrs` that accepts (`localhost` may resolve to `::1` first
+/// while the hook server listens on 127.0.0.1 only).
+async fn connect_any(addrs: &[SocketAddr]) -> Result<TcpStream, String> {
+    let mut last = String::from("no address");
+    for addr in addrs {
+        match TcpStream::connect(*addr).await {
+            Ok(stream) => return Ok(stream),
+            Err(e) => last = format!("connect to {addr}: {e}"),
+        }
+    }
+    Err(last)
+}
+
+/// How long a host name's addresses are reused before the resolver is asked again.
+const RESOLVED_TTL: Duration = Duration::from_secs(30);
+/// How long a failed lookup is remembered (a dead resolver is not asked once per call).
+const FAILED_TTL: Duration = Duration::from_secs(5);
+/// Host names remembered per shard.
+const MAX_RESOLVED: usize = 256;
+
+type Resolved = Result<Rc<[SocketAddr]>, String>;
+
+thread_local! {
+    /// This shard's lookups by (host, port), with when they expire. The system resolver may
+    /// block, so it runs on the executor's one blocking thread; caching keeps hook calls from
+    /// queueing one lookup each behind a slow resolver.
+    static RESOLVED: std::cell::RefCell<ahash::AHashMap<(String, u16), (Instant, Resolved)>> =
+        std::cell::RefCell::default();
+}
+
+/// The hook server's addresses: an IP literal as is, a host name through the system resolver
+/// on the executor's blocking thread, cached for [`RESOLVED_TTL`].
+async fn resolve(url: &HookUrl) -> Result<Rc<[SocketAddr]>, String> {
     if let Ok(ip) = url.host.parse::<IpAddr>() {
-        return Ok(SocketAddr::new(ip, url.port));
+        return Ok(Rc::from([SocketAddr::new(ip, url.port)]));
     }
-    let (host, port) = (url.host.clone(), url.port);
-    let found = glommio::executor()
-        .spawn_blocking(move || {
-            (host.as_str(), port)
-                .to_socket_addrs()
-                .map(|mut addrs| addrs.next())
-        })
+    let key = (url.host.clone(), url.port);
+    let now = Instant::now();
+    let cached = RESOLVED.with(|r| r.borrow().get(&key).cloned());
+    if let Some((_, found)) = cached.filter(|(expires, _)| *expires > now) {
+        return found;
+    }
+    let (host, port) = key.clone();
+    let looked_up = glommio::executor()
+        .spawn_blocking(move || (host.as_str(), port).to_socket_addrs().map(Vec::from_iter))
         .await;
-    match found {
-        Ok(Some(addr)) => Ok(addr),
-        Ok(None) => Err(format!("{}: no address", url.host)),
+    let found: Resolved = match looked_up {
+        Ok(addrs) if !addrs.is_empty() => Ok(addrs.into()),
+        Ok(_) => Err(format!("{}: no address", url.host)),
         Err(e) => Err(format!("resolve {}: {e}", url.host)),
-    }
+    };
+    let ttl = if found.is_ok() {
+        RESOLVED_TTL
+    } else {
+        FAILED_TTL
+    };
+    RESOLVED.with(|r| {
+        let mut r = r.borrow_mut();
+        if r.len() >= MAX_RESOLVED {
+            r.retain(|_, (expires, _)| *expires > now);
+        }
+        if r.len() < MAX_RESOLVED {
+            r.insert(key, (Instant::now() + ttl, found.clone()));
+        }
+    });
+    found
 }
