@@ -68,6 +68,13 @@ async fn serve_request(
         },
         other => (other, None),
     };
+    if !matches!(route, Route::Play(..)) || head_only {
+        // Allowed by on_play but not played (refused after it, or a HEAD): its hook server
+        // hears the end at once.
+        if let Some(ev) = &hooked {
+            st.hooks.notify(Action::Stop, ev);
+        }
+    }
     let status = match &route {
         Route::Reply(resp) => resp.status,
         Route::Play(..) => 200,

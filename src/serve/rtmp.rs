@@ -478,6 +478,21 @@ impl RtmpConn {
             );
             return Err(format!("play refused: invalid name: {e}"));
         }
+        // The place first: a play the hook allowed is never refused after it (its hook server
+        // would wait for an on_stop that never comes).
+        let key: StreamKey = format!("{}/{}", self.app(), name).into();
+        let Some(ticket) = self.st.admission.join(&key) else {
+            self.st
+                .stats
+                .counters
+                .limit_reached(Limit::PlayersPerStream);
+            self.session.borrow_mut().reject_play(
+                stream_id,
+                "NetStream.Play.Failed",
+                "stream player limit reached (max_players_per_stream)",
+            );
+            return Err(format!("play of `{key}` refused: max_players_per_stream"));
+        };
         let app = self.app();
         let ev = self.hook_event(&app, name.clone(), query);
         if self.st.hooks.has(&app, Action::Play) {
@@ -492,19 +507,6 @@ impl RtmpConn {
                 ));
             }
         }
-        let key: StreamKey = format!("{}/{}", self.app(), name).into();
-        let Some(ticket) = self.st.admission.join(&key) else {
-            self.st
-                .stats
-                .counters
-                .limit_reached(Limit::PlayersPerStream);
-            self.session.borrow_mut().reject_play(
-                stream_id,
-                "NetStream.Play.Failed",
-                "stream player limit reached (max_players_per_stream)",
-            );
-            return Err(format!("play of `{key}` refused: max_players_per_stream"));
-        };
         *self.player_ticket.borrow_mut() = Some(ticket);
         *self.hooked.borrow_mut() = Some(ev);
         self.session.borrow_mut().accept_play(stream_id, &name);
