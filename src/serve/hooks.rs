@@ -52,9 +52,20 @@ pub(crate) struct HookClient {
 
 /// HLS viewers allowed recently: (stream, query without session, client IP) -> expiry.
 /// Playlist reloads by the same viewer (hls.js and Safari reload the URL they were given) are
-/// not hooked again until it expires.
+/// not hooked again until it expires. The query, which a client makes as long as its request
+/// head allows, is kept as a keyed 64-bit hash (the key is random per process, so a client
+/// cannot aim at another viewer's entry).
 #[derive(Default)]
-pub(crate) struct HlsGrants(Mutex<ahash::AHashMap<(String, String, IpAddr), Instant>>);
+pub(crate) struct HlsGrants {
+    hasher: ahash::RandomState,
+    map: Mutex<ahash::AHashMap<(String, u64, IpAddr), Instant>>,
+}
+
+impl HlsGrants {
+    fn entry(&self, (stream, query, ip): &(String, String, IpAddr)) -> (String, u64, IpAddr) {
+        (stream.clone(), self.hasher.hash_one(query), *ip)
+    }
+}
 
 impl HookClient {
     pub fn new(
@@ -215,11 +226,16 @@ impl HookClient {
 
     /// Whether an HLS viewer (stream, query, IP) was allowed within `hooks.hls_session_secs`.
     pub fn hls_granted(&self, key: &(String, String, IpAddr), now: Instant) -> bool {
-        let mut grants = self.hls_grants.0.lock().unwrap_or_else(|e| e.into_inner());
-        match grants.get(key) {
+        let key = self.hls_grants.entry(key);
+        let mut grants = self
+            .hls_grants
+            .map
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        match grants.get(&key) {
             Some(until) if *until > now => true,
             Some(_) => {
-                grants.remove(key);
+                grants.remove(&key);
                 false
             }
             None => false,
@@ -229,7 +245,12 @@ impl HookClient {
     /// Remember an allowed HLS viewer. Bounded: when full, expired entries go, and if none
     /// had expired, all of them (those viewers are simply hooked again).
     pub fn hls_grant(&self, key: (String, String, IpAddr), now: Instant) {
-        let mut grants = self.hls_grants.0.lock().unwrap_or_else(|e| e.into_inner());
+        let key = self.hls_grants.entry(&key);
+        let mut grants = self
+            .hls_grants
+            .map
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         if grants.len() >= MAX_HLS_GRANTS {
             grants.retain(|_, until| *until > now);
             if grants.len() >= MAX_HLS_GRANTS {
