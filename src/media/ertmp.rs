@@ -225,9 +225,9 @@ mod apt {
     pub const MOD_EX: u8 = 7;
 }
 
-/// `AvMultitrackType`: one track, several tracks of one codec, several tracks of several.
+/// `AvMultitrackType` 0, one track (1 and 2, several tracks of one or several codecs, carry
+/// a size per track).
 const MULTITRACK_ONE_TRACK: u8 = 0;
-const MULTITRACK_MANY_TRACKS_MANY_CODECS: u8 = 2;
 
 /// Parse a video tag body.
 pub fn parse_video(body: &[u8]) -> Result<VideoTag<'_>, MediaError> {
@@ -398,15 +398,9 @@ fn first_track<'a>(
     kind: u8,
     what: &'static str,
 ) -> Result<(Codec, u8, &'a [u8]), MediaError> {
-    let shared = if kind == MULTITRACK_MANY_TRACKS_MANY_CODECS {
-        None
-    } else {
-        Some(r.fourcc(what)?)
-    };
-    let cc = match shared {
-        Some(cc) => cc,
-        None => r.fourcc(what)?,
-    };
+    // The FourCC comes first either way: shared by every track (OneTrack, ManyTracks) or the
+    // first track's own (ManyTracksManyCodecs), at the same place for the first track.
+    let cc = r.fourcc(what)?;
     let track = r.u8(what)?;
     let data = if kind == MULTITRACK_ONE_TRACK {
         r.0

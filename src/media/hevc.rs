@@ -13,7 +13,7 @@ const NAL_SPS: u8 = 33;
 const NAL_PPS: u8 = 34;
 const NAL_AUD: u8 = 35;
 
-/// Access unit delimiter: NAL header (type 35, layer 0, temporal id 1), then pic_type 2
+/// Access unit delimiter: NAL header (type 35, layer 0, nuh_temporal_id_plus1 1), then pic_type 2
 /// (I, P and B slices may follow) and the RBSP stop bit.
 const AUD: [u8; 3] = [NAL_AUD << 1, 0x01, 0x50];
 
