@@ -234,10 +234,15 @@ fn rtmp_publish_and_play_are_decided_by_the_hook() {
     // Allowed by the hook without a room: the channel-key check still applies.
     let mut p = RtmpClient::connect(addr, "live").unwrap();
     assert_eq!(
-        p.publish("movie?token=good"),
+        p.publish("nokey?token=good"),
         Err("NetStream.Publish.BadName".to_owned()),
         "a name that is no key is still refused"
     );
+    // The hook allowed it, so it hears that the publish did not happen.
+    let refused = hook.wait_for("on_unpublish of the refused publish", |c| {
+        c["action"] == "on_unpublish" && c["stream"] == "nokey"
+    });
+    assert_eq!(refused["query"]["token"], "good");
     let key = key_of(&server, "movie");
     let mut keyed = RtmpClient::connect(addr, "live").unwrap();
     keyed.publish(&format!("{key}?token=good")).unwrap();
@@ -297,7 +302,7 @@ fn rtmp_publish_and_play_are_decided_by_the_hook() {
     calls("on_publish", "allow", 3);
     calls("on_play", "deny", 1);
     calls("on_play", "allow", 1);
-    calls("on_unpublish", "allow", 2);
+    calls("on_unpublish", "allow", 3); // the refused one, `movie`, `mapped`
     calls("on_stop", "allow", 1);
     let on_publish = ["action=\"on_publish\""];
     wait_metric(

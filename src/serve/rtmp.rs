@@ -410,6 +410,42 @@ impl RtmpConn {
     async fn on_publish(&self, stream_id: u32, name: String, query: String) -> Result<(), String> {
         let app = self.app();
         let mapped = self.publish_hook(stream_id, &app, &name, &query).await?;
+        let (room, key) = match self
+            .admit_publish(stream_id, &app, name.clone(), mapped)
+            .await
+        {
+            Ok(admitted) => admitted,
+            Err(why) => {
+                if self.st.hooks.has(&app, Action::Publish) {
+                    // on_publish allowed it: its hook server hears that it did not happen.
+                    let ev = self.hook_event(&app, name, query);
+                    self.st.hooks.notify(Action::Unpublish, &ev);
+                }
+                return Err(why);
+            }
+        };
+        let id = self.st.hub.borrow_mut().start_publish(&key, self.conn_id);
+        self.session.borrow_mut().accept_publish(stream_id, &room);
+        *self.hooked.borrow_mut() = Some(self.hook_event(&app, room.clone(), query));
+        self.list(crate::stats::Role::Publisher, &key, &room, stream_id);
+        info!(shard = self.st.id, stream = %key, "publish started");
+        *self.role.borrow_mut() = Role::Publisher {
+            key,
+            id,
+            resync: false,
+        };
+        Ok(())
+    }
+
+    /// After the hook: the channel-key check (unless the hook gave the room) and
+    /// `max_streams`. Returns the room and stream key, or refuses the publish.
+    async fn admit_publish(
+        &self,
+        stream_id: u32,
+        app: &str,
+        name: String,
+        mapped: Option<String>,
+    ) -> Result<(String, StreamKey), String> {
         let checked = match mapped {
             Some(room) => Ok(Some(room)),
             None => self.authorize(name).await,
@@ -443,17 +479,7 @@ impl RtmpConn {
             );
             return Err(format!("publish of `{key}` refused: max_streams reached"));
         }
-        let id = self.st.hub.borrow_mut().start_publish(&key, self.conn_id);
-        self.session.borrow_mut().accept_publish(stream_id, &room);
-        *self.hooked.borrow_mut() = Some(self.hook_event(&app, room.clone(), query));
-        self.list(crate::stats::Role::Publisher, &key, &room, stream_id);
-        info!(shard = self.st.id, stream = %key, "publish started");
-        *self.role.borrow_mut() = Role::Publisher {
-            key,
-            id,
-            resync: false,
-        };
-        Ok(())
+        Ok((room, key))
     }
 
     /// Map a publish name to a room with the key store, off the executor when it may block.
