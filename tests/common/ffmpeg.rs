@@ -184,7 +184,21 @@ fn run(cmd: &mut Command) -> Result<Output, String> {
         .map_err(|e| format!("cannot run {:?}: {e}", cmd.get_program()))
 }
 
-fn spawn(cmd: &mut Command) -> Child {
+/// `program` (an ffmpeg) with no banner, no progress, no stdin, warnings and errors only.
+pub fn quiet_ffmpeg(program: impl AsRef<std::ffi::OsStr>) -> Command {
+    let mut cmd = Command::new(program);
+    cmd.args([
+        "-hide_banner",
+        "-loglevel",
+        "warning",
+        "-nostats",
+        "-nostdin",
+    ]);
+    cmd
+}
+
+/// Starts `cmd` without stdin or stdout (its stderr goes to the test's).
+pub fn spawn(cmd: &mut Command) -> Child {
     cmd.stdin(Stdio::null())
         .stdout(Stdio::null())
         .spawn()
@@ -194,14 +208,7 @@ fn spawn(cmd: &mut Command) -> Child {
 /// Starts `ffmpeg [-re] -i file -c copy -f flv url` (publishing to an RTMP URL). Warnings
 /// and errors go to the test's stderr; kill or wait the child as the test requires.
 pub fn push(url: &str, file: &Path, realtime: bool) -> Child {
-    let mut cmd = Command::new("ffmpeg");
-    cmd.args([
-        "-hide_banner",
-        "-loglevel",
-        "warning",
-        "-nostats",
-        "-nostdin",
-    ]);
+    let mut cmd = quiet_ffmpeg("ffmpeg");
     if realtime {
         cmd.arg("-re");
     }
@@ -213,14 +220,7 @@ pub fn push(url: &str, file: &Path, realtime: bool) -> Child {
 /// Starts `ffmpeg -re -stream_loop -1 -i file -c copy -f flv url`: a live stream that runs
 /// until the child is killed (ffmpeg keeps the timestamps increasing across loops).
 pub fn push_looped(url: &str, file: &Path) -> Child {
-    let mut cmd = Command::new("ffmpeg");
-    cmd.args([
-        "-hide_banner",
-        "-loglevel",
-        "warning",
-        "-nostats",
-        "-nostdin",
-    ]);
+    let mut cmd = quiet_ffmpeg("ffmpeg");
     cmd.args(["-re", "-stream_loop", "-1", "-i"]).arg(file);
     cmd.args(["-c", "copy", "-f", "flv", url]);
     spawn(&mut cmd)

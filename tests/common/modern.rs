@@ -182,26 +182,16 @@ pub fn published_form(kind: Clip) -> PathBuf {
 /// -f flv url` with the modern FFmpeg: an Enhanced RTMP publisher that declares its codecs
 /// in `connect` (`fourCcList`), as OBS does.
 pub fn modern_push(url: &str, file: &Path, kind: Clip, looped: bool) -> Child {
-    let mut cmd = Command::new(modern_ffmpeg());
-    cmd.args([
-        "-hide_banner",
-        "-loglevel",
-        "warning",
-        "-nostats",
-        "-nostdin",
-        "-re",
-    ]);
+    let mut cmd = super::ffmpeg::quiet_ffmpeg(modern_ffmpeg());
+    cmd.arg("-re");
     if looped {
         cmd.args(["-stream_loop", "-1"]);
     }
     cmd.arg("-i")
         .arg(file)
         .args(["-c", "copy", "-rtmp_enhanced_codecs", kind.fourccs()])
-        .args(["-f", "flv", url])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("modern ffmpeg")
+        .args(["-f", "flv", url]);
+    super::ffmpeg::spawn(&mut cmd)
 }
 
 /// What `ffmpeg -i input -f null -` saw: the stream lines and the decoded video frames.
