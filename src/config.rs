@@ -216,6 +216,10 @@ const KEYS: &[(&str, &str)] = &[
         "Seconds an HLS viewer's hook authorization lasts",
     ),
     (
+        "hooks.max_hls_sessions",
+        "HLS viewers allowed by on_play tracked at once (until their on_stop)",
+    ),
+    (
         "hooks.server_id",
         "This node's id in hook calls; empty = the host name",
     ),
@@ -416,6 +420,9 @@ pub struct Hooks {
     pub play_failure: String,
     /// Seconds an HLS viewer's authorization (its session id) lasts.
     pub hls_session_secs: u64,
+    /// HLS viewers allowed by `on_play` and followed until their `on_stop`, process-wide; a
+    /// new HLS viewer beyond it is refused (503).
+    pub max_hls_sessions: usize,
     /// Identifies this node in hook bodies; empty = the host name.
     pub server_id: String,
 }
@@ -565,6 +572,14 @@ impl Config {
             Some(_) => self.hooks.urls(action),
             None => &[],
         }
+    }
+
+    /// How long an HLS viewer counts as watching after its last request: it leaves
+    /// `/stat/livestat`, and its hook session ends (`on_stop`). hls.js and Safari reload a
+    /// live playlist about once per target duration; three missed reloads, plus slack for a
+    /// slow link, mean it is gone.
+    pub fn hls_viewer_idle(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.hls_fragment * 3 + 5)
     }
 
     /// The number of shards to run: `shards`, or the number of online CPUs when it is 0.
@@ -1338,6 +1353,12 @@ fn check_hooks(c: &mut Config, origins: &Origins) -> Result<(), ConfigError> {
         ("hooks.timeout_ms", h.timeout_ms, 1, MAX_HOOK_TIMEOUT_MS),
         ("hooks.max_in_flight", h.max_in_flight as u64, 1, 1_000_000),
         ("hooks.hls_session_secs", h.hls_session_secs, 1, 86_400),
+        (
+            "hooks.max_hls_sessions",
+            h.max_hls_sessions as u64,
+            1,
+            10_000_000,
+        ),
     ];
     for (key, value, min, max) in ranges {
         if !(min..=max).contains(&value) {
@@ -1992,6 +2013,7 @@ mod tests {
         let c = Config::default();
         assert_eq!((c.hooks.timeout_ms, c.hooks.max_in_flight), (3000, 64));
         assert_eq!(c.hooks.hls_session_secs, 300);
+        assert_eq!(c.hooks.max_hls_sessions, 16_384);
         assert!(!c.hooks.allows_on_failure(Action::Publish));
         assert!(!c.hooks.allows_on_failure(Action::Play));
         assert!(!c.hooks.allows_on_failure(Action::Connect));

@@ -24,15 +24,18 @@ pub enum Limit {
     PlayersPerStream,
     /// `max_shard_pending_bytes`: incomplete RTMP messages held by a shard.
     PendingBytes,
+    /// `hooks.max_hls_sessions`: HLS viewers allowed by `on_play`, followed until `on_stop`.
+    HlsSessions,
 }
 
 impl Limit {
-    pub const ALL: [Limit; 5] = [
+    pub const ALL: [Limit; 6] = [
         Limit::Connections,
         Limit::ConnectionsPerIp,
         Limit::Streams,
         Limit::PlayersPerStream,
         Limit::PendingBytes,
+        Limit::HlsSessions,
     ];
 
     /// The config key, which is also the metric's `limit` label.
@@ -43,6 +46,7 @@ impl Limit {
             Limit::Streams => "max_streams",
             Limit::PlayersPerStream => "max_players_per_stream",
             Limit::PendingBytes => "max_shard_pending_bytes",
+            Limit::HlsSessions => "hooks.max_hls_sessions",
         }
     }
 

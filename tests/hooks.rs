@@ -1,6 +1,7 @@
 //! End-to-end HTTP hooks: a real hook server (a std::net listener thread in the test) records
 //! every call and answers by token: `token=good` allows, `token=map` allows with
-//! `{"room": "mapped"}`, anything else gets 403; notifications get 200. Publish and play over
+//! `{"room": "mapped"}`, `token=revocable` allows until the test revokes it, anything else
+//! gets 403; notifications get 200. Publish and play over
 //! RTMP, HTTP-FLV and HLS are allowed and denied through it, notifications arrive with their
 //! fields, and a hook server that hangs or is down denies within `hooks.timeout_ms` while
 //! another stream flows without losing a frame.
@@ -10,10 +11,12 @@ mod common;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::ffmpeg::quiet_ffmpeg;
 use common::hostile::HealthyStream;
 use common::server::scratch_dir;
 use common::*;
@@ -40,6 +43,8 @@ struct HookServer {
     calls: Arc<(Mutex<Vec<Value>>, Condvar)>,
     /// Connections held open by a hanging server (never read: holding is the point).
     _held: Arc<Mutex<Vec<TcpStream>>>,
+    /// Whether `token=revocable` is refused.
+    revoked: Arc<AtomicBool>,
 }
 
 impl HookServer {
@@ -48,19 +53,26 @@ impl HookServer {
         let addr = listener.local_addr().unwrap();
         let calls: Arc<(Mutex<Vec<Value>>, Condvar)> = Arc::default();
         let held: Arc<Mutex<Vec<TcpStream>>> = Arc::default();
-        let (c, h) = (calls.clone(), held.clone());
+        let revoked: Arc<AtomicBool> = Arc::default();
+        let (c, h, r) = (calls.clone(), held.clone(), revoked.clone());
         thread::spawn(move || {
             for stream in listener.incoming() {
                 let Ok(stream) = stream else { continue };
-                let (c, h) = (c.clone(), h.clone());
-                thread::spawn(move || serve_hook(stream, mode, &c, &h));
+                let (c, h, r) = (c.clone(), h.clone(), r.clone());
+                thread::spawn(move || serve_hook(stream, mode, &c, &h, &r));
             }
         });
         HookServer {
             addr,
             calls,
             _held: held,
+            revoked,
         }
+    }
+
+    /// From now on (`true`) or no longer, `token=revocable` is refused.
+    fn revoke(&self, revoked: bool) {
+        self.revoked.store(revoked, Ordering::SeqCst);
     }
 
     fn url(&self, path: &str) -> String {
@@ -100,6 +112,7 @@ fn serve_hook(
     mode: Mode,
     calls: &(Mutex<Vec<Value>>, Condvar),
     held: &Mutex<Vec<TcpStream>>,
+    revoked: &AtomicBool,
 ) {
     stream.set_read_timeout(Some(WAIT)).unwrap();
     let mut reader = BufReader::new(stream.try_clone().unwrap());
@@ -137,6 +150,7 @@ fn serve_hook(
         "on_connect" | "on_publish" | "on_play" => match call["query"]["token"].as_str() {
             Some("good") => (200, "{}".to_owned()),
             Some("map") => (200, r#"{"room":"mapped"}"#.to_owned()),
+            Some("revocable") if !revoked.load(Ordering::SeqCst) => (200, "{}".to_owned()),
             _ => (403, "go away".to_owned()),
         },
         _ => (200, String::new()),
@@ -513,6 +527,149 @@ fn wait_exit(
     }
     let _ = child.kill();
     None
+}
+
+/// The hook calls of HLS viewer session `conn_id` (on shard `shard`) for `action`.
+fn hls_calls(hook: &HookServer, action: &str, (shard, conn_id): (&Value, &Value)) -> usize {
+    hook.calls()
+        .iter()
+        .filter(|c| c["action"] == action && c["protocol"] == "hls")
+        .filter(|c| (&c["shard"], &c["conn_id"]) == (shard, conn_id))
+        .count()
+}
+
+/// HLS viewers are virtual connections: a real player (ffmpeg reading the playlist with a
+/// token) keeps its session while it reloads, is asked again after `hls_session_secs` under
+/// the same connection id, and gets one `on_stop` with that id once it stops; a viewer whose
+/// token is revoked is refused at its re-check and gets its `on_stop` then; beyond
+/// `max_hls_sessions`, a new viewer gets 503 without a hook call.
+#[test]
+fn hls_viewers_get_on_stop_when_they_stop_or_are_refused() {
+    require_ffmpeg();
+    let hook = HookServer::start(Mode::Answer);
+    let config = config_file(
+        "hls-sessions",
+        &format!(
+            "rtmp_noauth = true\nhls_fragment = 1\n\
+             [hooks]\non_play = [\"{u}\"]\non_stop = [\"{u}\"]\nhls_session_secs = 2\n\
+             max_hls_sessions = 1\n\
+             [[server]]\nappname = \"live\"\nlive = true\nhls = true\nflv = true\napi = true\n",
+            u = hook.url("/hook")
+        ),
+    );
+    let server = start("hooks-hls-sessions", &config, &[]);
+    let mut ffmpeg = push_looped(&server.rtmp_url("live/show"), &test_media());
+    let hls = server.hls_addr();
+    let playlist = |token: &str| http_get(hls, &format!("/live/show.m3u8?token={token}")).0;
+    // Up once a playlist exists: a 404 before, then a refusal for an unknown token.
+    let deadline = Instant::now() + WAIT;
+    while playlist("nobody") == 404 {
+        assert!(
+            Instant::now() < deadline,
+            "the stream never came up over HLS"
+        );
+        thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(playlist("nobody"), 403);
+    let id_of = |c: &Value| (c["shard"].clone(), c["conn_id"].clone());
+    let play_of = |token: &'static str| {
+        move |c: &Value| {
+            c["action"] == "on_play" && c["protocol"] == "hls" && c["query"]["token"] == token
+        }
+    };
+
+    // The revocable viewer: allowed, then revoked; its reloads are served until its
+    // authorization runs out, then the re-check (same connection id) refuses it.
+    assert_eq!(playlist("revocable"), 200);
+    let first = id_of(&hook.wait_for("on_play revocable", play_of("revocable")));
+    hook.revoke(true);
+    let deadline = Instant::now() + WAIT;
+    loop {
+        match playlist("revocable") {
+            200 => assert!(Instant::now() < deadline, "never re-checked"),
+            403 => break,
+            other => panic!("revocable viewer: {other}"),
+        }
+        thread::sleep(Duration::from_millis(250));
+    }
+    assert_eq!(
+        hls_calls(&hook, "on_play", (&first.0, &first.1)),
+        2,
+        "{:#?}",
+        hook.calls()
+    );
+    let stop = hook.wait_for("on_stop revocable", |c| {
+        c["action"] == "on_stop" && id_of(c) == first
+    });
+    assert_eq!(
+        (stop["stream"].as_str(), stop["query"]["token"].as_str()),
+        (Some("show"), Some("revocable"))
+    );
+    // The refusal ended that session: allowed again, it is a new one.
+    hook.revoke(false);
+    assert_eq!(playlist("revocable"), 200);
+    let plays: Vec<_> = hook
+        .calls()
+        .iter()
+        .filter(|c| play_of("revocable")(c))
+        .map(id_of)
+        .collect();
+    assert_eq!(
+        plays.len(),
+        3,
+        "allowed, refused at its re-check, allowed: {plays:?}"
+    );
+    assert_ne!(plays[2], first);
+
+    // That session is the one the table holds: another viewer is turned away unasked.
+    let (status, _, body) = http_get(hls, "/live/show.m3u8?token=good");
+    assert_eq!(status, 503);
+    assert_eq!(body, b"limit reached: hooks.max_hls_sessions\n");
+    assert_eq!(
+        hook.calls().iter().filter(|c| play_of("good")(c)).count(),
+        0
+    );
+    wait_metric(
+        &server,
+        "shardcast_limit_refusals_total",
+        &["limit=\"hooks.max_hls_sessions\""],
+        1,
+    );
+    // Left alone, it ends after its idle time, and the place is free again.
+    let second = plays[2].clone();
+    let stop = hook.wait_for("on_stop of the idle viewer", |c| {
+        c["action"] == "on_stop" && id_of(c) == second
+    });
+    assert_eq!(stop["query"]["token"], "revocable");
+
+    // A real player over several re-checks.
+    let url = format!("{}?token=good", server.hls_url("live/show.m3u8"));
+    let player = quiet_ffmpeg("ffmpeg")
+        .args(["-i", &url, "-t", "7", "-f", "null", "-"])
+        .output()
+        .expect("ffmpeg runs");
+    assert!(player.status.success(), "{player:?}");
+    let good: Vec<_> = hook
+        .calls()
+        .iter()
+        .filter(|c| play_of("good")(c))
+        .map(id_of)
+        .collect();
+    let session = good[0].clone();
+    assert!(good.iter().all(|id| *id == session), "{good:?}");
+    assert!(good.len() >= 2, "re-checked under its id: {good:?}");
+    assert_eq!(
+        hls_calls(&hook, "on_stop", (&session.0, &session.1)),
+        0,
+        "no on_stop while it reloads"
+    );
+    let stop = hook.wait_for("on_stop of the player", |c| {
+        c["action"] == "on_stop" && id_of(c) == session
+    });
+    assert_eq!(stop["query"]["token"], "good");
+    assert_eq!(stop["app"], "live");
+    let _ = ffmpeg.kill();
+    let _ = ffmpeg.wait();
 }
 
 /// A hook server that hangs denies within `hooks.timeout_ms`, one that is down denies at

@@ -7,15 +7,17 @@ use super::hooks::Decision;
 use super::io::Conn;
 use super::tls::TlsConn;
 use super::ShardState;
+use crate::hooks::hls_viewers::{Full, Seen, Viewer};
 use crate::hooks::{playlist_with_session, session_of, without_session, Action, HookEvent};
 use crate::http::{self, Request, Response};
 use crate::keys;
+use crate::limits::Limit;
 use crate::stats::Proto;
 use glommio::net::TcpStream;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
-use tracing::{debug, Instrument};
+use tracing::{debug, warn, Instrument};
 
 /// How often a playlist request re-checks for the stream's first segment.
 const FIRST_SEGMENT_POLL: Duration = Duration::from_millis(100);
@@ -163,13 +165,13 @@ async fn respond(st: &ShardState, req: &Request, peer: SocketAddr) -> Response {
     resp
 }
 
-/// Authorize an HLS request of an app with on_play hooks, once per viewer: a segment request
-/// that carries a valid `hls_session` id (the segment URLs of the playlists we serve do; a
-/// playlist request is not let in by one, so a leaked segment URL does not open the stream),
-/// or a request that
-/// this shard allowed within `hooks.hls_session_secs` (same stream, query and client IP: hls.js
-/// and Safari reload the playlist URL they were given, token included), is not hooked again.
-/// Returns the session id for the playlist's segment URLs, or the 403 to answer.
+/// Authorize an HLS request of an app with on_play hooks, once per viewer session (see
+/// [`crate::hooks::hls_viewers`]): a segment request that carries a valid `hls_session` id
+/// (the segment URLs of the playlists we serve do; a playlist request is not let in by one, so
+/// a leaked segment URL does not open the stream), or a request of a viewer (same stream,
+/// query and client IP: hls.js and Safari reload the playlist URL they were given, token
+/// included) allowed within `hooks.hls_session_secs`, is not hooked again.
+/// Returns the session id for the playlist's segment URLs, or the response to answer.
 async fn authorize(
     st: &ShardState,
     (app, room, key): (&str, &str, &str),
@@ -189,35 +191,69 @@ async fn authorize(
     }
     let fresh = || hooks.signer.mint(key, unix + hooks.hls_session_secs());
     let query = without_session(&req.query);
-    let grant = (key.to_owned(), query.clone(), peer.ip());
-    let now = Instant::now();
-    if hooks.hls_granted(&grant, now) {
-        return Ok(fresh());
-    }
-    let ev = HookEvent {
-        app: app.to_owned(),
-        stream: room.to_owned(),
-        query,
-        client: peer.to_string(),
-        protocol: "hls",
-        conn_id: 0,
-        file: None,
-        tc_url: None,
+    let viewer = Viewer {
+        stream: key,
+        query: &query,
+        ip: peer.ip(),
     };
-    match hooks.decide(Action::Play, &ev).await {
-        Decision::Allow { .. } => {
-            hooks.hls_grant(grant, now);
-            Ok(fresh())
+    let now = Instant::now();
+    let (shard, ev, recheck) = match hooks.hls_seen(&viewer, now) {
+        Seen::Allowed => return Ok(fresh()),
+        Seen::Full => return Err(sessions_full(st)),
+        Seen::Recheck(shard, ev) => (shard, ev, true),
+        Seen::New => {
+            let ev = HookEvent {
+                app: app.to_owned(),
+                stream: room.to_owned(),
+                query: query.clone(),
+                client: peer.to_string(),
+                protocol: "hls",
+                // A virtual connection: its own id, which its on_stop repeats.
+                conn_id: st.next_conn_id(),
+                file: None,
+                tc_url: None,
+            };
+            (st.id, ev, false)
         }
-        Decision::Deny { failed: false, .. } => Err(Response::text(
-            403,
-            "forbidden: the on_play hook denied this viewer\n",
-        )),
-        Decision::Deny { failed: true, .. } => Err(Response::text(
-            403,
-            "forbidden: the on_play hook could not be asked (its failure policy is deny)\n",
-        )),
+    };
+    match hooks.decide_as(Action::Play, &ev, shard).await {
+        Decision::Allow { .. } => {
+            match hooks.hls_allow(&viewer, (shard, ev.clone()), Instant::now()) {
+                Ok(()) => Ok(fresh()),
+                Err(Full) => {
+                    // Allowed, but not followed: its hook server hears the end at once.
+                    hooks.notify_as(Action::Stop, &ev, shard);
+                    Err(sessions_full(st))
+                }
+            }
+        }
+        Decision::Deny { failed, .. } => {
+            if recheck {
+                hooks.hls_end(&viewer);
+            }
+            let why = if failed {
+                "forbidden: the on_play hook could not be asked (its failure policy is deny)\n"
+            } else {
+                "forbidden: the on_play hook denied this viewer\n"
+            };
+            Err(Response::text(403, why))
+        }
     }
+}
+
+/// The 503 of a new HLS viewer beyond `hooks.max_hls_sessions`.
+fn sessions_full(st: &ShardState) -> Response {
+    st.stats.counters.limit_reached(Limit::HlsSessions);
+    warn!(
+        shard = st.id,
+        limit = Limit::HlsSessions.label(),
+        "HLS viewer refused: limit reached"
+    );
+    Response::text(
+        503,
+        format!("limit reached: {}\n", Limit::HlsSessions.label()),
+    )
+    .header("Retry-After", "5")
 }
 
 /// The playlist of `key`; a live stream whose first segment is still being cut is waited for

@@ -9,6 +9,7 @@
 
 use super::within;
 use crate::config::Config;
+use crate::hooks::hls_viewers::{Full, HlsViewers, Seen, Viewer};
 use crate::hooks::{build_request, parse_response, Action, HookEvent, HookUrl, Reply, Verdict};
 use crate::hooks::{SessionSigner, MAX_RESPONSE_BYTES};
 use crate::stats::{HookResult, ShardStats};
@@ -32,9 +33,6 @@ pub(crate) enum Decision {
     Deny { reason: String, failed: bool },
 }
 
-/// Largest number of HLS viewers whose authorization is remembered.
-const MAX_HLS_GRANTS: usize = 16_384;
-
 /// One shard's hook client.
 pub(crate) struct HookClient {
     shard: usize,
@@ -44,28 +42,14 @@ pub(crate) struct HookClient {
     stats: Rc<ShardStats>,
     /// Signs HLS session ids (one key per process, so every shard checks any shard's ids).
     pub signer: Arc<SessionSigner>,
-    /// HLS viewers allowed recently, shared by every shard (a viewer's requests may arrive on
-    /// several connections, so several shards); locked once per HLS request of a hooked app,
-    /// never on the media path.
-    hls_grants: Arc<HlsGrants>,
+    /// HLS viewers allowed by `on_play`, shared by every shard (a viewer's requests may
+    /// arrive on several connections, so several shards); locked once per HLS request of a
+    /// hooked app and once a second per shard, never on the media path.
+    hls_viewers: SharedHlsViewers,
 }
 
-/// HLS viewers allowed recently: (stream, query without session, client IP) -> expiry.
-/// Playlist reloads by the same viewer (hls.js and Safari reload the URL they were given) are
-/// not hooked again until it expires. The query, which a client makes as long as its request
-/// head allows, is kept as a keyed 64-bit hash (the key is random per process, so a client
-/// cannot aim at another viewer's entry).
-#[derive(Default)]
-pub(crate) struct HlsGrants {
-    hasher: ahash::RandomState,
-    map: Mutex<ahash::AHashMap<(String, u64, IpAddr), Instant>>,
-}
-
-impl HlsGrants {
-    fn entry(&self, (stream, query, ip): &(String, String, IpAddr)) -> (String, u64, IpAddr) {
-        (stream.clone(), self.hasher.hash_one(query), *ip)
-    }
-}
+/// The process's HLS hook sessions.
+pub(crate) type SharedHlsViewers = Arc<Mutex<HlsViewers>>;
 
 impl HookClient {
     pub fn new(
@@ -73,7 +57,7 @@ impl HookClient {
         cfg: Arc<Config>,
         server_id: Arc<str>,
         signer: Arc<SessionSigner>,
-        hls_grants: Arc<HlsGrants>,
+        hls_viewers: SharedHlsViewers,
         stats: Rc<ShardStats>,
     ) -> Self {
         let slots = Rc::new(Semaphore::new(cfg.hooks.max_in_flight as u64));
@@ -84,7 +68,7 @@ impl HookClient {
             slots,
             stats,
             signer,
-            hls_grants,
+            hls_viewers,
         }
     }
 
@@ -100,8 +84,13 @@ impl HookClient {
     /// Ask every hook of `action` for `ev.app`, in order; the first refusal ends it. Allows at
     /// once when the app has none. Counts a refusal in the stats and logs it.
     pub async fn decide(&self, action: Action, ev: &HookEvent) -> Decision {
+        self.decide_as(action, ev, self.shard).await
+    }
+
+    /// [`Self::decide`] for an event of `shard` (an HLS session started there).
+    pub async fn decide_as(&self, action: Action, ev: &HookEvent, shard: usize) -> Decision {
         let urls = self.cfg.hook_urls(&ev.app, action);
-        let body = ev.body(action, self.shard, &self.server_id);
+        let body = ev.body(action, shard, &self.server_id);
         let mut room = None;
         for url in urls {
             let reason = match self.call(action, url, &body).await {
@@ -145,11 +134,17 @@ impl HookClient {
     /// Tell every hook of `action` for `ev.app`, without waiting: one detached task per URL,
     /// dropped (logged and counted) when `hooks.max_in_flight` calls already run.
     pub fn notify(self: &Rc<Self>, action: Action, ev: &HookEvent) {
+        self.notify_as(action, ev, self.shard);
+    }
+
+    /// [`Self::notify`] for an event of `shard` (an HLS session started there): hook servers
+    /// pair `on_play` and `on_stop` by `(shard, conn_id)`.
+    pub fn notify_as(self: &Rc<Self>, action: Action, ev: &HookEvent, shard: usize) {
         let urls = self.cfg.hook_urls(&ev.app, action);
         if urls.is_empty() {
             return;
         }
-        let body: Rc<[u8]> = ev.body(action, self.shard, &self.server_id).into();
+        let body: Rc<[u8]> = ev.body(action, shard, &self.server_id).into();
         for url in urls {
             let Ok(permit) = self.slots.clone().try_acquire_static_permit(1) else {
                 self.stats
@@ -224,41 +219,47 @@ impl HookClient {
         outcome
     }
 
-    /// Whether an HLS viewer (stream, query, IP) was allowed within `hooks.hls_session_secs`.
-    pub fn hls_granted(&self, key: &(String, String, IpAddr), now: Instant) -> bool {
-        let key = self.hls_grants.entry(key);
-        let mut grants = self
-            .hls_grants
-            .map
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        match grants.get(&key) {
-            Some(until) if *until > now => true,
-            Some(_) => {
-                grants.remove(&key);
-                false
-            }
-            None => false,
+    fn hls_viewers(&self) -> std::sync::MutexGuard<'_, HlsViewers> {
+        self.hls_viewers.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// What the process knows of an HLS viewer (see [`HlsViewers::seen`]).
+    pub fn hls_seen(&self, viewer: &Viewer, now: Instant) -> Seen {
+        self.hls_viewers().seen(viewer, now)
+    }
+
+    /// `on_play` allowed an HLS viewer (asked as `shard`): start or renew its session for
+    /// `hls_session_secs`.
+    pub fn hls_allow(
+        self: &Rc<Self>,
+        viewer: &Viewer,
+        (shard, ev): (usize, HookEvent),
+        now: Instant,
+    ) -> Result<(), Full> {
+        let lasts = Duration::from_secs(self.cfg.hooks.hls_session_secs);
+        let extra = self.hls_viewers().allow(viewer, ev, shard, now, lasts)?;
+        if let Some((shard, ev)) = extra {
+            self.notify_as(Action::Stop, &ev, shard);
+        }
+        Ok(())
+    }
+
+    /// A renewed `on_play` refused an HLS viewer: its session ends with `on_stop`.
+    pub fn hls_end(self: &Rc<Self>, viewer: &Viewer) {
+        let ended = self.hls_viewers().end(viewer);
+        if let Some((shard, ev)) = ended {
+            self.notify_as(Action::Stop, &ev, shard);
         }
     }
 
-    /// Remember an allowed HLS viewer. Bounded: when full, expired entries go, and if none
-    /// had expired, all of them (those viewers are simply hooked again).
-    pub fn hls_grant(&self, key: (String, String, IpAddr), now: Instant) {
-        let key = self.hls_grants.entry(&key);
-        let mut grants = self
-            .hls_grants
-            .map
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        if grants.len() >= MAX_HLS_GRANTS {
-            grants.retain(|_, until| *until > now);
-            if grants.len() >= MAX_HLS_GRANTS {
-                grants.clear();
-            }
+    /// Send `on_stop` for this shard's HLS viewers that stopped reloading their playlist
+    /// (called once a second).
+    pub fn expire_hls(self: &Rc<Self>, now: Instant) {
+        let idle = self.cfg.hls_viewer_idle();
+        let ended = self.hls_viewers().expire(self.shard, now, idle);
+        for ev in &ended {
+            self.notify(Action::Stop, ev);
         }
-        let ttl = Duration::from_secs(self.cfg.hooks.hls_session_secs);
-        grants.insert(key, now + ttl);
     }
 
     pub fn hls_session_secs(&self) -> u64 {

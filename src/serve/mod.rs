@@ -21,6 +21,7 @@ mod watch;
 use crate::api::JwtAuth;
 use crate::config::{parse_listen_addr, Config};
 use crate::hls::{HlsConfig, HlsSettings, HlsSink, HlsStore};
+use crate::hooks::hls_viewers::HlsViewers;
 use crate::hub::{Directory, Hub, HubConfig, HubMsg, MeteredOutbox, SharedHub};
 use crate::keys::{KeyStore, MemoryKeyStore, RedisKeyStore, RedisTarget};
 use crate::limits::{Admission, Limit, PendingBudget};
@@ -101,7 +102,7 @@ struct Shared {
     relays: Arc<Registry>,
     admission: Arc<Admission>,
     hook_signer: Arc<crate::hooks::SessionSigner>,
-    hls_grants: Arc<hooks::HlsGrants>,
+    hls_viewers: hooks::SharedHlsViewers,
     server_id: Arc<str>,
 }
 
@@ -149,6 +150,7 @@ pub fn run(cfg: Config) -> std::io::Result<()> {
     }
     let cfg_limits = (cfg.max_connections_per_ip, cfg.max_players_per_stream);
     let cfg_hooks_id = cfg.hooks.server_id.clone();
+    let max_hls_sessions = cfg.hooks.max_hls_sessions;
     let shared = Shared {
         keys: key_store(&cfg)?,
         cfg: Arc::new(cfg),
@@ -162,7 +164,7 @@ pub fn run(cfg: Config) -> std::io::Result<()> {
         relays: Arc::new(Registry::new()),
         admission: Admission::new(cfg_limits.0, cfg_limits.1),
         hook_signer: Arc::new(crate::hooks::SessionSigner::new(rand::random())),
-        hls_grants: Arc::default(),
+        hls_viewers: Arc::new(std::sync::Mutex::new(HlsViewers::new(max_hls_sessions))),
         server_id: server_id(&cfg_hooks_id).into(),
     };
     shards::run::<HubMsg, _, _>(options, move |ctx| {
@@ -270,14 +272,13 @@ async fn shard_main(ctx: shards::ShardContext<HubMsg>, shared: Shared, listeners
         hls_settings(&shared.cfg, listeners.hls.is_some()),
         shared.hls.clone(),
     )));
-    let hls_expiry = Duration::from_secs(shared.cfg.hls_fragment * 3 + 5);
-    let stats = ShardStats::new(ctx.id, hls_expiry);
+    let stats = ShardStats::new(ctx.id, shared.cfg.hls_viewer_idle());
     let hook_client = Rc::new(hooks::HookClient::new(
         ctx.id,
         shared.cfg.clone(),
         shared.server_id.clone(),
         shared.hook_signer.clone(),
-        shared.hls_grants.clone(),
+        shared.hls_viewers.clone(),
         stats.clone(),
     ));
     let recorders = Rc::new(record::Recorders::default());
@@ -299,8 +300,6 @@ async fn shard_main(ctx: shards::ShardContext<HubMsg>, shared: Shared, listeners
         counted.set(counted.get() + 1);
         hub_in.borrow_mut().on_message(from, msg)
     });
-    // An HLS viewer is listed while it keeps fetching: hls.js reloads the playlist about
-    // once per target duration.
     let pending = PendingBudget::new(shared.cfg.max_shard_pending_bytes);
     let st = Rc::new(ShardState {
         id: ctx.id,
@@ -444,7 +443,9 @@ fn spawn_ticker(
                 pending_bytes: st.pending.used() as u64,
                 tasks: running_tasks(),
             };
-            let mut report = st.stats.tick(std::time::Instant::now(), figures);
+            let now = std::time::Instant::now();
+            st.hooks.expire_hls(now);
+            let mut report = st.stats.tick(now, figures);
             report.streams = st.hub.borrow().codecs();
             st.board.publish(report);
         }

@@ -294,7 +294,7 @@ pub struct Counters {
     dropped_ended: Cell<u64>,
     http: RefCell<AHashMap<(Proto, u16), u64>>,
     /// Refusals by limit (indexed by `Limit::index`).
-    limits: [Cell<u64>; 5],
+    limits: [Cell<u64>; Limit::ALL.len()],
     /// HTTP hooks (see [`HookFigures`]).
     hooks: HookCounters,
 }
@@ -478,7 +478,7 @@ pub struct ShardReport {
     pub accepted: [u64; 4],
     pub refused: [u64; 4],
     /// Refusals by limit (indexed by `Limit::index`).
-    pub limit_refusals: [u64; 5],
+    pub limit_refusals: [u64; Limit::ALL.len()],
     pub bytes_in: [u64; 4],
     pub bytes_out: [u64; 4],
     pub slow_closed: u64,

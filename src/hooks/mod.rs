@@ -15,6 +15,8 @@ use sha2::Sha256;
 
 use crate::http::parse_query;
 
+pub mod hls_viewers;
+
 /// Largest hook answer read (head and body together); a longer one counts as a failed call.
 pub const MAX_RESPONSE_BYTES: usize = 64 * 1024;
 
