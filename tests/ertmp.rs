@@ -480,3 +480,66 @@ fn multitrack_and_codec_id_12_pass_through_and_late_joiners_get_every_track_head
         p["video_codec"] == "hevc" && p["audio_codec"] == "opus" && p["hls"] == "video only"
     });
 }
+
+/// A relay forwards Enhanced RTMP: a `static_push` of an HEVC+AAC publish reaches the other
+/// server with a `connect` that declares the FourCCs (as an E-RTMP ingest expects), and plays
+/// there with every frame.
+#[test]
+fn hevc_is_relayed_by_static_push_as_enhanced_rtmp() {
+    let media = ertmp_media(Clip::HevcAac);
+    let b = Server::start(
+        "ertmp-relay-b",
+        &["--shards", "2", "--rtmp_noauth", "--gop_num", "10"],
+    );
+    let config = common::server::scratch_dir("ertmp-config", "relay").join("apps.toml");
+    fs::write(
+        &config,
+        format!(
+            "[[server]]\nappname = \"live\"\nlive = true\nflv = true\napi = true\n\
+             static_push = [\"rtmp://{}/live\"]\n",
+            b.rtmp_addr()
+        ),
+    )
+    .unwrap();
+    let a = Server::start(
+        "ertmp-relay-a",
+        &[
+            "--shards",
+            "2",
+            "--config_file",
+            config.to_str().unwrap(),
+            "--hls_addr",
+            "",
+        ],
+    );
+    let key = key_of(&a, "relayed");
+    let mut pusher = modern_push(
+        &a.rtmp_url(&format!("live/{key}")),
+        &media,
+        Clip::HevcAac,
+        false,
+    );
+    assert!(
+        b.wait_for_line(
+            |l| l.contains("publish started") && l.contains("live/relayed"),
+            WAIT
+        )
+        .is_some(),
+        "the static push publishes to the other server"
+    );
+    let declared = b
+        .lines()
+        .into_iter()
+        .find(|l| l.contains("enhanced RTMP client"))
+        .expect("the relay's connect is Enhanced RTMP");
+    assert!(
+        declared.contains("hvc1") && declared.contains("av01"),
+        "{declared}"
+    );
+    let relayed = decode_in_background(b.rtmp_url("live/relayed"), READ_TIMEOUT_S);
+    assert!(pusher.wait().expect("ffmpeg").success(), "the push ran");
+    relayed
+        .join()
+        .unwrap()
+        .check("relayed RTMP", "hevc", Some("aac"), CLIP_FRAMES);
+}

@@ -108,10 +108,12 @@ fn info_map(v: Option<&Value>) -> Vec<(String, u32)> {
 /// shardcast's `capsEx`: multitrack passes through, `ModEx` is parsed.
 pub const SERVER_CAPS_EX: u32 = caps::CAPS_EX_MULTITRACK | caps::CAPS_EX_MOD_EX;
 
-/// The `_result` properties shardcast adds for an Enhanced RTMP client: `fourCcList` (v1:
-/// the video FourCCs it carries), the v2 info maps (every FourCC `CanForward` only) and
-/// `capsEx`.
-pub fn server_properties() -> Vec<(String, Value)> {
+/// What shardcast carries, as Enhanced RTMP `connect` properties: `fourCcList` (v1: the video
+/// FourCCs), the v2 info maps (every FourCC `CanForward` only) and `capsEx`. The server adds
+/// them to its `_result` for an Enhanced RTMP client; the relay client sends them in its own
+/// `connect`, as OBS does, so an E-RTMP ingest (YouTube's needs it for HEVC and AV1) knows
+/// the relay may send those codecs.
+pub fn forwarding_properties() -> Vec<(String, Value)> {
     let map = |list: &[&str]| {
         Value::object(
             list.iter()
@@ -181,7 +183,7 @@ mod tests {
 
     #[test]
     fn server_answer_is_forward_only() {
-        let props = server_properties();
+        let props = forwarding_properties();
         let obj = Value::Object(props);
         let video = obj.get("videoFourCcInfoMap").unwrap();
         assert_eq!(video.get("hvc1"), Some(&Value::Number(4.0)));

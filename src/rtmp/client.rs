@@ -427,17 +427,20 @@ impl ClientSession {
     /// Queues `connect` (at the default chunk size), Set Chunk Size, then deferred messages.
     fn send_connect(&mut self) {
         let txn = self.request(Request::Connect);
-        let props = Value::object([
-            ("app", self.cfg.app.as_str().into()),
-            ("type", "nonprivate".into()),
-            ("flashVer", self.cfg.flash_ver.as_str().into()),
-            ("tcUrl", self.cfg.tc_url.as_str().into()),
-            ("fpad", false.into()),
-            ("capabilities", 15.0.into()),
-            ("audioCodecs", 4071.0.into()),
-            ("videoCodecs", 252.0.into()),
-            ("videoFunction", 1.0.into()),
-        ]);
+        let mut props = vec![
+            ("app".to_string(), self.cfg.app.as_str().into()),
+            ("type".to_string(), "nonprivate".into()),
+            ("flashVer".to_string(), self.cfg.flash_ver.as_str().into()),
+            ("tcUrl".to_string(), self.cfg.tc_url.as_str().into()),
+            ("fpad".to_string(), false.into()),
+            ("capabilities".to_string(), 15.0.into()),
+            ("audioCodecs".to_string(), 4071.0.into()),
+            ("videoCodecs".to_string(), 252.0.into()),
+            ("videoFunction".to_string(), 1.0.into()),
+        ];
+        // Enhanced RTMP v1/v2: a relay forwards HEVC, AV1, VP9, Opus... as they come.
+        props.extend(super::caps::forwarding_properties());
+        let props = Value::Object(props);
         self.send_command(COMMAND_CSID, 0, &["connect".into(), txn, props]);
         // Spec 5.4.1: the new size applies to every chunk we send after this message.
         let chunk_size = self.announced_chunk_size();
@@ -1009,6 +1012,11 @@ mod tests {
                 props.get("flashVer"),
                 Some(&"FMLE/3.0 (compatible; shardcast)".into())
             );
+            // What a server reads from it: an Enhanced RTMP client forwarding every codec.
+            let caps = super::super::caps::ClientCaps::from_connect(props).expect("E-RTMP");
+            for fourcc in ["hvc1", "av01", "vp09", "avc1"] {
+                assert!(caps.lists(fourcc), "{fourcc}: {caps:?}");
+            }
             assert_eq!(msgs[1].type_id, msg_type::SET_CHUNK_SIZE);
             assert_eq!(msgs[1].payload[..], 4096u32.to_be_bytes());
             assert!(!client.is_connected());

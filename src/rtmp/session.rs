@@ -420,7 +420,7 @@ impl ServerSession {
         if self.client_caps.is_some() {
             // Enhanced RTMP: answer with what this server carries (legacy clients get the
             // legacy reply, byte for byte).
-            props.extend(caps::server_properties());
+            props.extend(caps::forwarding_properties());
         }
         let props = Value::Object(props);
         let info = Value::object([
