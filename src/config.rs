@@ -177,7 +177,7 @@ const KEYS: &[(&str, &str)] = &[
     ("rtmps_key", "RTMPS private key file (PEM)"),
     (
         "enable_tls_verify",
-        "Verify certificates of outgoing rtmps:// relays",
+        "Verify certificates of outgoing rtmps:// relays and https:// hooks",
     ),
     ("use_hls_https", "Serve HLS over HTTPS"),
     ("hls_cert", "HLS HTTPS certificate chain file (PEM)"),
@@ -339,7 +339,7 @@ pub struct Config {
     pub rtmps_cert: String,
     /// RTMPS private key (PEM path).
     pub rtmps_key: String,
-    /// Verify certificates of outgoing rtmps:// relays.
+    /// Verify certificates of outgoing rtmps:// relays and https:// hooks.
     pub enable_tls_verify: bool,
     /// Serve HLS over HTTPS.
     pub use_hls_https: bool,
@@ -2060,9 +2060,9 @@ mod tests {
         assert_eq!(c.hook_urls("live", Action::Unpublish), ["http://h/u"]);
         // Bad values stop start-up with the key named.
         let file = |text: &str| error(&["--config_file", "h.toml"], &[], &[("h.toml", text)]);
-        let e = file("[hooks]\non_publish = [\"https://auth/x\"]\n");
+        let e = file("[hooks]\non_publish = [\"ftp://auth/x\"]\n");
         assert!(
-            e.starts_with("`hooks.on_publish` in h.toml: `https://auth/x` is not a usable hook URL: https:// is not supported"),
+            e.starts_with("`hooks.on_publish` in h.toml: `ftp://auth/x` is not a usable hook URL: expected http[s]://"),
             "{e}"
         );
         let e = file("[hooks]\non_play = \"http://h/\"\n");

@@ -9,7 +9,7 @@
 mod common;
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -42,24 +42,41 @@ struct HookServer {
     addr: SocketAddr,
     calls: Arc<(Mutex<Vec<Value>>, Condvar)>,
     /// Connections held open by a hanging server (never read: holding is the point).
-    _held: Arc<Mutex<Vec<TcpStream>>>,
+    _held: Arc<Mutex<Vec<Box<dyn Send>>>>,
     /// Whether `token=revocable` is refused.
     revoked: Arc<AtomicBool>,
 }
 
 impl HookServer {
     fn start(mode: Mode) -> HookServer {
+        Self::start_with(mode, None)
+    }
+
+    /// An HTTPS hook server with this certificate and key (PEM files).
+    fn start_tls(cert: &Path, key: &Path) -> HookServer {
+        Self::start_with(Mode::Answer, Some(tls_config(cert, key)))
+    }
+
+    fn start_with(mode: Mode, tls: Option<Arc<rustls::ServerConfig>>) -> HookServer {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let calls: Arc<(Mutex<Vec<Value>>, Condvar)> = Arc::default();
-        let held: Arc<Mutex<Vec<TcpStream>>> = Arc::default();
+        let held: Arc<Mutex<Vec<Box<dyn Send>>>> = Arc::default();
         let revoked: Arc<AtomicBool> = Arc::default();
         let (c, h, r) = (calls.clone(), held.clone(), revoked.clone());
         thread::spawn(move || {
             for stream in listener.incoming() {
                 let Ok(stream) = stream else { continue };
-                let (c, h, r) = (c.clone(), h.clone(), r.clone());
-                thread::spawn(move || serve_hook(stream, mode, &c, &h, &r));
+                stream.set_read_timeout(Some(WAIT)).unwrap();
+                let (c, h, r, tls) = (c.clone(), h.clone(), r.clone(), tls.clone());
+                thread::spawn(move || match tls {
+                    None => serve_hook(stream, mode, &c, &h, &r),
+                    Some(config) => {
+                        let session = rustls::ServerConnection::new(config).unwrap();
+                        let stream = rustls::StreamOwned::new(session, stream);
+                        serve_hook(stream, mode, &c, &h, &r);
+                    }
+                });
             }
         });
         HookServer {
@@ -107,15 +124,34 @@ impl HookServer {
     }
 }
 
-fn serve_hook(
-    stream: TcpStream,
+/// A server configuration for the certificate and key (PEM files).
+fn tls_config(cert: &Path, key: &Path) -> Arc<rustls::ServerConfig> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let key = PrivateKeyDer::from_pem_file(key).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .unwrap();
+    Arc::new(config)
+}
+
+/// Read one hook request from `stream` (plain or TLS), record it and answer per `mode`.
+fn serve_hook<S: Read + Write + Send + 'static>(
+    stream: S,
     mode: Mode,
     calls: &(Mutex<Vec<Value>>, Condvar),
-    held: &Mutex<Vec<TcpStream>>,
+    held: &Mutex<Vec<Box<dyn Send>>>,
     revoked: &AtomicBool,
 ) {
-    stream.set_read_timeout(Some(WAIT)).unwrap();
-    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut reader = BufReader::new(stream);
     let mut request_line = String::new();
     if reader.read_line(&mut request_line).is_err() {
         return;
@@ -160,16 +196,17 @@ fn serve_hook(
         lock.lock().unwrap().push(call);
         cond.notify_all();
     }
-    let mut stream = stream;
     if mode == Mode::Hang {
-        held.lock().unwrap().push(stream);
+        held.lock().unwrap().push(Box::new(reader));
         return;
     }
     let reply = format!(
         "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{answer}",
         answer.len()
     );
+    let stream = reader.get_mut();
     let _ = stream.write_all(reply.as_bytes());
+    let _ = stream.flush();
 }
 
 /// Waits until the sum of metric `name` over samples with `labels` is `want` (/metrics is
@@ -670,6 +707,64 @@ fn hls_viewers_get_on_stop_when_they_stop_or_are_refused() {
     assert_eq!(stop["app"], "live");
     let _ = ffmpeg.kill();
     let _ = ffmpeg.wait();
+}
+
+/// `https://` hooks: the call goes over TLS with the certificate checked against the URL's
+/// host (trusted here through `SSL_CERT_FILE`, as an operator's private CA would be), and
+/// decides as over HTTP. A server that does not trust the certificate fails the call, which
+/// denies under the default policy, with the reason logged.
+#[test]
+fn https_hooks_decide_over_verified_tls() {
+    let (cert, key) = common::certs::self_signed(&scratch_dir("hooks-tls", "cert"));
+    let hook = HookServer::start_tls(&cert, &key);
+    let url = format!("https://localhost:{}/publish", hook.addr.port());
+    let config = config_file(
+        "tls",
+        &format!("[hooks]\non_publish = [\"{url}\"]\ntimeout_ms = {HOOK_TIMEOUT_MS}\n"),
+    );
+    let args = ["--shards", "2", "--config_file", config.to_str().unwrap()];
+    let trusting = Server::start_with_env(
+        "hooks-tls",
+        &args,
+        &[("SSL_CERT_FILE", cert.to_str().unwrap())],
+    );
+    let addr = trusting.rtmp_addr();
+    let mut p = RtmpClient::connect(addr, "live").unwrap();
+    assert_eq!(
+        p.publish("show?token=bad"),
+        Err("NetStream.Publish.Unauthorized".to_owned())
+    );
+    let call = hook.wait_for("on_publish over TLS", |c| c["query"]["token"] == "bad");
+    assert_eq!(
+        (call["_path"].as_str(), call["stream"].as_str()),
+        (Some("/publish"), Some("show"))
+    );
+    let mut p = RtmpClient::connect(addr, "live").unwrap();
+    p.publish("show?token=map")
+        .expect("allowed over TLS, mapped to a room");
+    assert!(trusting
+        .wait_for_line(
+            |l| l.contains("publish started") && l.contains("live/mapped"),
+            WAIT
+        )
+        .is_some());
+
+    // The system store does not hold the test certificate: the call fails and denies.
+    let wary = start("hooks-tls-untrusted", &config, &[]);
+    let mut p = RtmpClient::connect(wary.rtmp_addr(), "live").unwrap();
+    assert_eq!(
+        p.publish("show?token=map"),
+        Err("NetStream.Publish.Unauthorized".to_owned())
+    );
+    let line = wary
+        .wait_for_line(|l| l.contains("hook failed: denied"), WAIT)
+        .expect("the failed call is logged");
+    assert!(line.contains("certificate"), "{line}");
+    assert_eq!(
+        hook.count("on_publish"),
+        2,
+        "the wary server's call never got through"
+    );
 }
 
 /// A hook server that hangs denies within `hooks.timeout_ms`, one that is down denies at

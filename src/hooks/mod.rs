@@ -70,9 +70,11 @@ impl Action {
     }
 }
 
-/// A parsed hook URL: `http://host[:port][/path][?query]`.
+/// A parsed hook URL: `http[s]://host[:port][/path][?query]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HookUrl {
+    /// `https://`: the call goes over TLS, the certificate checked against `host`.
+    pub tls: bool,
     /// The host as written (an IP literal, without brackets, or a name).
     pub host: String,
     pub port: u16,
@@ -83,16 +85,13 @@ pub struct HookUrl {
 }
 
 impl HookUrl {
-    /// Parse a hook URL; only `http://` is supported (put a TLS-terminating proxy in front of
-    /// an `https://` hook server).
+    /// Parse an `http://` or `https://` hook URL.
     pub fn parse(url: &str) -> Result<HookUrl, String> {
         let bad = |why: &str| Err(format!("`{url}` is not a usable hook URL: {why}"));
-        let Some(rest) = url.strip_prefix("http://") else {
-            return if url.starts_with("https://") {
-                bad("https:// is not supported, use http:// (e.g. to a local TLS proxy)")
-            } else {
-                bad("expected http://host[:port]/path")
-            };
+        let (tls, rest) = match (url.strip_prefix("http://"), url.strip_prefix("https://")) {
+            (Some(rest), _) => (false, rest),
+            (_, Some(rest)) => (true, rest),
+            _ => return bad("expected http[s]://host[:port]/path"),
         };
         if url
             .chars()
@@ -124,7 +123,7 @@ impl HookUrl {
             return bad("no host");
         }
         let port = match port {
-            None => 80,
+            None => Self::default_port(tls),
             Some(p) => match p.parse::<u16>() {
                 Ok(p) if p > 0 => p,
                 _ => return bad("invalid port"),
@@ -136,6 +135,7 @@ impl HookUrl {
             t => t.to_owned(),
         };
         Ok(HookUrl {
+            tls,
             host: host.to_owned(),
             port,
             target,
@@ -143,16 +143,25 @@ impl HookUrl {
         })
     }
 
-    /// The `Host` header value.
+    fn default_port(tls: bool) -> u16 {
+        if tls {
+            443
+        } else {
+            80
+        }
+    }
+
+    /// The `Host` header value (RFC 9110 7.2: the port only when it is not the scheme's).
     fn authority(&self) -> String {
         let host = if self.host.contains(':') {
             format!("[{}]", self.host)
         } else {
             self.host.clone()
         };
-        match self.port {
-            80 => host,
-            p => format!("{host}:{p}"),
+        if self.port == Self::default_port(self.tls) {
+            host
+        } else {
+            format!("{host}:{}", self.port)
         }
     }
 }
@@ -464,9 +473,18 @@ mod tests {
         assert_eq!(u.authority(), "[::1]:9");
         let u = HookUrl::parse("http://h?q").unwrap();
         assert_eq!(u.target, "/?q");
+        assert!(!u.tls);
+        let u = HookUrl::parse("https://auth.example/hooks").unwrap();
+        assert!(u.tls);
+        assert_eq!((u.port, u.target.as_str()), (443, "/hooks"));
+        assert_eq!(u.authority(), "auth.example");
+        let u = HookUrl::parse("https://auth.example:8443").unwrap();
+        assert_eq!(u.authority(), "auth.example:8443");
+        assert_eq!(HookUrl::parse("https://h:80/").unwrap().authority(), "h:80");
         for bad in [
-            "https://h/x",
             "ftp://h",
+            "HTTPS://h",
+            "https://",
             "h:80/x",
             "http://",
             "http://:80/",
@@ -480,9 +498,6 @@ mod tests {
         ] {
             assert!(HookUrl::parse(bad).is_err(), "{bad}");
         }
-        assert!(HookUrl::parse("https://h/")
-            .unwrap_err()
-            .contains("https:// is not supported"));
     }
 
     #[test]

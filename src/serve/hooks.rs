@@ -7,13 +7,14 @@
 //! `on_publish`, `on_play`) are awaited by the connection that asked; notifications run as
 //! detached tasks, dropped (and counted) when no slot is free.
 
+use super::io::Conn;
+use super::tls::{TlsConn, Transport};
 use super::within;
 use crate::config::Config;
 use crate::hooks::hls_viewers::{Full, HlsViewers, Seen, Viewer};
 use crate::hooks::{build_request, parse_response, Action, HookEvent, HookUrl, Reply, Verdict};
 use crate::hooks::{SessionSigner, MAX_RESPONSE_BYTES};
 use crate::stats::{HookResult, ShardStats};
-use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
 use glommio::sync::Semaphore;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
@@ -46,6 +47,8 @@ pub(crate) struct HookClient {
     /// arrive on several connections, so several shards); locked once per HLS request of a
     /// hooked app and once a second per shard, never on the media path.
     hls_viewers: SharedHlsViewers,
+    /// For `https://` hook URLs.
+    tls: TlsClient,
 }
 
 /// The process's HLS hook sessions.
@@ -58,6 +61,7 @@ impl HookClient {
         server_id: Arc<str>,
         signer: Arc<SessionSigner>,
         hls_viewers: SharedHlsViewers,
+        tls: TlsClient,
         stats: Rc<ShardStats>,
     ) -> Self {
         let slots = Rc::new(Semaphore::new(cfg.hooks.max_in_flight as u64));
@@ -69,6 +73,7 @@ impl HookClient {
             stats,
             signer,
             hls_viewers,
+            tls,
         }
     }
 
@@ -201,7 +206,7 @@ impl HookClient {
         started: Instant,
         left: Duration,
     ) -> Result<Reply, String> {
-        let outcome = within(left, exchange(url, body)).await;
+        let outcome = within(left, exchange(url, body, &self.tls)).await;
         let ms = started.elapsed().as_millis() as u64;
         let (result, outcome) = match outcome {
             None => (
@@ -267,29 +272,46 @@ impl HookClient {
     }
 }
 
-/// Resolve, connect, send the request and read the answer (no timeout of its own).
-async fn exchange(url: &str, body: &[u8]) -> Result<Reply, String> {
+/// Resolve, connect (over TLS for `https://`), send the request and read the answer (no
+/// timeout of its own).
+async fn exchange(url: &str, body: &[u8], tls: &TlsClient) -> Result<Reply, String> {
     let url = HookUrl::parse(url)?;
-    let mut stream = connect_any(&resolve(&url).await?).await?;
-    let _ = stream.set_nodelay(true);
-    stream
-        .write_all(&build_request(&url, body))
+    let stream = connect_any(&resolve(&url).await?).await?;
+    let io = secure(Conn::new(stream), &url, tls)?;
+    io.write_all(&build_request(&url, body))
         .await
         .map_err(|e| format!("send: {e}"))?;
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = vec![0u8; 4096];
     loop {
-        let n = stream
+        let n = io
             .read(&mut chunk)
             .await
             .map_err(|e| format!("read: {e}"))?;
         let take = n.min(MAX_RESPONSE_BYTES + 1 - buf.len().min(MAX_RESPONSE_BYTES + 1));
         buf.extend_from_slice(&chunk[..take]);
         if let Some(reply) = parse_response(&buf, n == 0)? {
-            let _ = stream.close().await;
+            io.shutdown().await;
             return Ok(reply);
         }
     }
+}
+
+/// The client TLS configuration of `https://` hooks: the relays' (system roots or
+/// `SSL_CERT_FILE`, host names checked unless `enable_tls_verify` is off), or why there is
+/// none.
+pub(crate) type TlsClient = Result<Arc<rustls::ClientConfig>, String>;
+
+/// The connection to speak HTTP on: as is for `http://`, TLS over it for `https://` (SNI and
+/// the certificate check use the URL's host).
+fn secure(conn: Conn, url: &HookUrl, tls: &TlsClient) -> Result<Transport, String> {
+    if !url.tls {
+        return Ok(Transport::Plain(conn));
+    }
+    let config = tls.clone().map_err(|why| format!("https: {why}"))?;
+    TlsConn::client(conn, config, &url.host)
+        .map(|t| Transport::Tls(Box::new(t)))
+        .map_err(|e| format!("https: {e}"))
 }
 
 /// Connect to the first of `addrs` that accepts (`localhost` may resolve to `::1` first

@@ -279,6 +279,7 @@ async fn shard_main(ctx: shards::ShardContext<HubMsg>, shared: Shared, listeners
         shared.server_id.clone(),
         shared.hook_signer.clone(),
         shared.hls_viewers.clone(),
+        shared.relay_tls.clone(),
         stats.clone(),
     ));
     let recorders = Rc::new(record::Recorders::default());

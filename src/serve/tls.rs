@@ -43,7 +43,7 @@ pub fn server_config(cert: &str, key: &str) -> Result<Arc<ServerConfig>, String>
         .map_err(|e| format!("certificate and key: {e}"))
 }
 
-/// The configuration of outgoing TLS (`rtmps://` relays): the system's roots (honouring
+/// The configuration of outgoing TLS (`rtmps://` relays, `https://` hooks): the system's roots (honouring
 /// `SSL_CERT_FILE`/`SSL_CERT_DIR`) and host-name verification, or, with `verify` off
 /// (`enable_tls_verify = false`), any certificate (still a TLS handshake, no authentication).
 pub fn client_config(verify: bool) -> Result<Arc<ClientConfig>, String> {
@@ -115,7 +115,7 @@ impl ServerCertVerifier for AnyCertificate {
 }
 
 /// A TLS session on a socket: the server side (HLS over HTTPS, RTMPS) or the client side
-/// (`rtmps://` relays).
+/// (`rtmps://` relays, `https://` hooks).
 pub struct TlsConn {
     io: Conn,
     tls: RefCell<Connection>,
