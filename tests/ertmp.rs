@@ -1,8 +1,8 @@
-//! End-to-end Enhanced RTMP: HEVC+AAC, HEVC+Opus, AV1+Opus and VP9+Opus published by a
-//! modern FFmpeg (9.x, `imageio-ffmpeg`), read back by the same FFmpeg over RTMP and
-//! HTTP-FLV and from the recording (codecs, size, every frame), HEVC also over HLS; a late
-//! joiner of each starts with the sequence header, then a keyframe of the cached GOP; stats
-//! and metrics name the codecs.
+//! End-to-end Enhanced RTMP: HEVC+AAC, HEVC+Opus, HEVC+AC-3, AV1+Opus, AV1+FLAC, VP9+Opus
+//! and VP9+E-AC-3 published by a modern FFmpeg (9.x, `imageio-ffmpeg`), read back by the same
+//! FFmpeg over RTMP and HTTP-FLV and from the recording (codecs, size, every frame), HEVC
+//! also over HLS; a late joiner of each starts with the sequence header, then a keyframe of
+//! the cached GOP; stats and metrics name the codecs; a relay forwards HEVC as E-RTMP.
 
 mod common;
 
@@ -142,7 +142,7 @@ fn read_back(clip: Clip) {
     }
     let not_over_hls: Vec<&str> = [video, audio]
         .into_iter()
-        .filter(|c| ["av1", "vp9", "opus"].contains(c))
+        .filter(|c| ["av1", "vp9", "opus", "flac", "ac3", "eac3"].contains(c))
         .collect();
     for codec in not_over_hls {
         let lines = server
@@ -374,6 +374,21 @@ fn vp9_opus_over_rtmp_httpflv_and_recording() {
 }
 
 #[test]
+fn hevc_ac3_over_rtmp_httpflv_recording_and_hls_video_only() {
+    read_back(Clip::HevcAc3);
+}
+
+#[test]
+fn av1_flac_over_rtmp_httpflv_and_recording() {
+    read_back(Clip::Av1Flac);
+}
+
+#[test]
+fn vp9_eac3_over_rtmp_httpflv_and_recording() {
+    read_back(Clip::Vp9Eac3);
+}
+
+#[test]
 fn hevc_aac_late_joiner_and_stats() {
     late_joiner(Clip::HevcAac);
 }
@@ -391,6 +406,21 @@ fn av1_opus_late_joiner_and_stats() {
 #[test]
 fn vp9_opus_late_joiner_and_stats() {
     late_joiner(Clip::Vp9Opus);
+}
+
+#[test]
+fn hevc_ac3_late_joiner_and_stats() {
+    late_joiner(Clip::HevcAc3);
+}
+
+#[test]
+fn av1_flac_late_joiner_and_stats() {
+    late_joiner(Clip::Av1Flac);
+}
+
+#[test]
+fn vp9_eac3_late_joiner_and_stats() {
+    late_joiner(Clip::Vp9Eac3);
 }
 
 /// Multitrack (E-RTMP v2) and legacy codec id 12 HEVC from our own RTMP client: the packets

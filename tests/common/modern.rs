@@ -1,4 +1,5 @@
-//! A modern FFmpeg (9.x, with Enhanced RTMP) for the HEVC/AV1/VP9/Opus tests: the static
+//! A modern FFmpeg (9.x, with Enhanced RTMP) for the HEVC/AV1/VP9 and Opus/FLAC/AC-3/E-AC-3
+//! tests: the static
 //! build inside the `imageio-ffmpeg` wheel (`scripts/setup` installs it). It has no ffprobe,
 //! so streams are described from `ffmpeg -i` output and frames counted from `-f null`.
 
@@ -21,10 +22,22 @@ pub enum Clip {
     HevcOpus,
     Av1Opus,
     Vp9Opus,
+    /// The E-RTMP v2 audio codecs FFmpeg's FLV muxer writes besides Opus.
+    HevcAc3,
+    Av1Flac,
+    Vp9Eac3,
 }
 
 impl Clip {
-    pub const ALL: [Clip; 4] = [Clip::HevcAac, Clip::HevcOpus, Clip::Av1Opus, Clip::Vp9Opus];
+    pub const ALL: [Clip; 7] = [
+        Clip::HevcAac,
+        Clip::HevcOpus,
+        Clip::Av1Opus,
+        Clip::Vp9Opus,
+        Clip::HevcAc3,
+        Clip::Av1Flac,
+        Clip::Vp9Eac3,
+    ];
 
     /// FFmpeg's names of the video and audio codecs.
     pub fn codecs(self) -> (&'static str, &'static str) {
@@ -33,6 +46,9 @@ impl Clip {
             Clip::HevcOpus => ("hevc", "opus"),
             Clip::Av1Opus => ("av1", "opus"),
             Clip::Vp9Opus => ("vp9", "opus"),
+            Clip::HevcAc3 => ("hevc", "ac3"),
+            Clip::Av1Flac => ("av1", "flac"),
+            Clip::Vp9Eac3 => ("vp9", "eac3"),
         }
     }
 
@@ -44,6 +60,9 @@ impl Clip {
             Clip::HevcOpus => "hvc1,Opus",
             Clip::Av1Opus => "av01,Opus",
             Clip::Vp9Opus => "vp09,Opus",
+            Clip::HevcAc3 => "hvc1,ac-3",
+            Clip::Av1Flac => "av01,fLaC",
+            Clip::Vp9Eac3 => "vp09,ec-3",
         }
     }
 
@@ -84,6 +103,9 @@ impl Clip {
         };
         args.extend(match self.codecs().1 {
             "aac" => ["-c:a", "aac", "-b:a", "64k"],
+            "ac3" => ["-c:a", "ac3", "-b:a", "96k"],
+            "eac3" => ["-c:a", "eac3", "-b:a", "96k"],
+            "flac" => ["-c:a", "flac", "-compression_level", "0"],
             _ => ["-c:a", "libopus", "-b:a", "48k"],
         });
         args
@@ -116,12 +138,8 @@ pub fn modern_ffmpeg() -> PathBuf {
 /// The clip of `kind`, encoded once per `target/` (2 s, 320x240, 30 fps, a keyframe every
 /// 30 frames; 48 kHz mono audio) into an FLV file by the modern FFmpeg.
 pub fn ertmp_media(kind: Clip) -> PathBuf {
-    static MEDIA: [OnceLock<PathBuf>; 4] = [
-        OnceLock::new(),
-        OnceLock::new(),
-        OnceLock::new(),
-        OnceLock::new(),
-    ];
+    static MEDIA: [OnceLock<PathBuf>; Clip::ALL.len()] =
+        [const { OnceLock::new() }; Clip::ALL.len()];
     MEDIA[kind as usize]
         .get_or_init(|| {
             encode_once(&kind.file_name(), |tmp| {
@@ -156,12 +174,8 @@ fn run_quietly(cmd: &mut Command) -> Result<(), String> {
 /// FLV muxer that feeds its RTMP output (which regenerates the E-RTMP video `colorInfo`
 /// metadata, so the clip file itself differs there). Made once per `target/`.
 pub fn published_form(kind: Clip) -> PathBuf {
-    static MEDIA: [OnceLock<PathBuf>; 4] = [
-        OnceLock::new(),
-        OnceLock::new(),
-        OnceLock::new(),
-        OnceLock::new(),
-    ];
+    static MEDIA: [OnceLock<PathBuf>; Clip::ALL.len()] =
+        [const { OnceLock::new() }; Clip::ALL.len()];
     MEDIA[kind as usize]
         .get_or_init(|| {
             let source = ertmp_media(kind);
