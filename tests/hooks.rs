@@ -905,3 +905,42 @@ fn allow_failure_policy_lets_through_when_the_hook_server_is_down() {
     );
     wait_metric(&server, "shardcast_hook_denials_total", &[], 0);
 }
+
+/// `hooks.timeout_ms` bounds a whole decision, not each of its URLs: after a hanging first
+/// URL (allowed past by the failure policy) the next one is not called at all, and the client
+/// gets its answer within one timeout.
+#[test]
+fn timeout_ms_bounds_a_decision_over_several_urls() {
+    let hung = HookServer::start(Mode::Hang);
+    let config = config_file(
+        "two-urls",
+        &format!(
+            "rtmp_noauth = true\n[hooks]\non_publish = [\"{}\", \"{}\"]\n\
+             publish_failure = \"allow\"\ntimeout_ms = {HOOK_TIMEOUT_MS}\n",
+            hung.url("/first"),
+            hung.url("/second"),
+        ),
+    );
+    let server = start("hooks-two-urls", &config, &[]);
+    let mut publisher = RtmpClient::connect(server.rtmp_addr(), "live").unwrap();
+    let started = Instant::now();
+    publisher.publish("two").unwrap();
+    let took = started.elapsed();
+    let timeout = Duration::from_millis(HOOK_TIMEOUT_MS);
+    assert!(
+        took < 2 * timeout,
+        "one timeout for the decision, not one per URL: {took:?}"
+    );
+    let line = server
+        .wait_for_line(|l| l.contains("not called"), WAIT)
+        .expect("the second URL's skip is logged");
+    assert!(line.contains("/second"), "{line}");
+    let paths: Vec<Value> = hung.calls().iter().map(|c| c["_path"].clone()).collect();
+    assert_eq!(paths, ["/first"]);
+    wait_metric(
+        &server,
+        "shardcast_hook_calls_total",
+        &["result=\"timeout\""],
+        2,
+    );
+}

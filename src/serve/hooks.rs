@@ -87,7 +87,10 @@ impl HookClient {
     }
 
     /// Ask every hook of `action` for `ev.app`, in order; the first refusal ends it. Allows at
-    /// once when the app has none. Counts a refusal in the stats and logs it.
+    /// once when the app has none. Counts a refusal in the stats and logs it. The whole
+    /// decision, every URL included, takes at most `hooks.timeout_ms` (a URL not reached in
+    /// time fails like a call that timed out), so a waiting client is answered before its
+    /// connection's idle timeout however many URLs there are.
     pub async fn decide(&self, action: Action, ev: &HookEvent) -> Decision {
         self.decide_as(action, ev, self.shard).await
     }
@@ -96,9 +99,10 @@ impl HookClient {
     pub async fn decide_as(&self, action: Action, ev: &HookEvent, shard: usize) -> Decision {
         let urls = self.cfg.hook_urls(&ev.app, action);
         let body = ev.body(action, shard, &self.server_id);
+        let deadline = Instant::now() + self.timeout();
         let mut room = None;
         for url in urls {
-            let reason = match self.call(action, url, &body).await {
+            let reason = match self.call(action, url, &body, deadline).await {
                 Ok(reply) => match reply.verdict() {
                     Verdict::Allow { room: r } => {
                         room = room.or(r);
@@ -169,10 +173,26 @@ impl HookClient {
         }
     }
 
-    /// One decision call: a slot, then the exchange, all within the timeout.
-    async fn call(&self, action: Action, url: &str, body: &[u8]) -> Result<Reply, String> {
+    /// One decision call: a slot, then the exchange, all before the decision's `deadline`.
+    async fn call(
+        &self,
+        action: Action,
+        url: &str,
+        body: &[u8],
+        deadline: Instant,
+    ) -> Result<Reply, String> {
         let started = Instant::now();
-        let slot = within(self.timeout(), self.slots.acquire_permit(1)).await;
+        let left = deadline.saturating_duration_since(started);
+        if left.is_zero() {
+            self.stats
+                .counters
+                .hook_call(action, HookResult::Timeout, 0);
+            return Err(format!(
+                "{url}: not called, the URLs before it took all of hooks.timeout_ms ({} ms)",
+                self.cfg.hooks.timeout_ms
+            ));
+        }
+        let slot = within(left, self.slots.acquire_permit(1)).await;
         let Some(Ok(_permit)) = slot else {
             let ms = started.elapsed().as_millis() as u64;
             self.stats
@@ -183,7 +203,7 @@ impl HookClient {
                 self.cfg.hooks.timeout_ms
             ));
         };
-        let left = self.timeout().saturating_sub(started.elapsed());
+        let left = deadline.saturating_duration_since(Instant::now());
         self.exchange_within(action, url, body, started, left).await
     }
 
