@@ -767,6 +767,89 @@ fn https_hooks_decide_over_verified_tls() {
     );
 }
 
+/// A graceful shutdown (SIGTERM) ends every publish and play: before the process exits, the
+/// hook server hears `on_unpublish` for the publisher, `on_stop` for the RTMP player, the
+/// HTTP-FLV viewer and the HLS viewer (each with the `conn_id` of its `on_play`), and
+/// `on_record_done` for the recording shutdown closed.
+#[test]
+fn sigterm_tells_the_hooks_of_every_end() {
+    let hook = HookServer::start(Mode::Answer);
+    let config = config_file(
+        "sigterm",
+        &format!(
+            "rtmp_noauth = true\nflv_dir = \"rec\"\nhls_fragment = 1\n\
+             [hooks]\non_unpublish = [\"{u}\"]\non_play = [\"{u}\"]\non_stop = [\"{u}\"]\n\
+             on_record_done = [\"{u}\"]\n\
+             [[server]]\nappname = \"live\"\nlive = true\nflv = true\nhls = true\napi = true\n\
+             record = true\n",
+            u = hook.url("/hook")
+        ),
+    );
+    let mut server = start("hooks-sigterm", &config, &[]);
+    let addr = server.rtmp_addr();
+    let mut publisher = RtmpClient::connect(addr, "live").unwrap();
+    publisher.publish("show").unwrap();
+    // Three 1 s GOPs: enough for an HLS segment.
+    for gop in 0..3 {
+        publish_frames(&mut publisher, gop * 1000, 25, 0);
+    }
+    let mut player = RtmpClient::connect(addr, "live").unwrap();
+    player.play("show?token=good").unwrap();
+    assert!(!player.read_media(WAIT, 1).is_empty());
+    let mut viewer = http_open(
+        server.httpflv_addr(),
+        "GET",
+        "/live/show.flv?token=good",
+        &[],
+    )
+    .unwrap();
+    assert_eq!(viewer.status, 200);
+    let mut head = [0u8; 3];
+    viewer.body.read_exact(&mut head).unwrap();
+    let deadline = Instant::now() + WAIT;
+    while http_get(server.hls_addr(), "/live/show.m3u8?token=good").0 != 200 {
+        assert!(Instant::now() < deadline, "no HLS playlist");
+        thread::sleep(Duration::from_millis(100));
+    }
+    let plays: Vec<(String, Value)> = ["rtmp", "flv", "hls"]
+        .iter()
+        .map(|proto| {
+            let play = hook.wait_for(&format!("{proto} on_play"), |c| {
+                c["action"] == "on_play" && c["protocol"] == *proto
+            });
+            (proto.to_string(), play["conn_id"].clone())
+        })
+        .collect();
+    assert_eq!(hook.count("on_stop") + hook.count("on_unpublish"), 0);
+
+    server.signal("TERM");
+    let status = server.wait_exit(WAIT).expect("shardcast exits on SIGTERM");
+    assert!(status.success(), "{status:?}");
+    // Everything arrived before the process ended: read the record, no waiting.
+    let calls = hook.calls();
+    let find = |action: &str, proto: &str| {
+        calls
+            .iter()
+            .filter(|c| c["action"] == action && c["protocol"] == proto)
+            .cloned()
+            .collect::<Vec<Value>>()
+    };
+    let unpublished = find("on_unpublish", "rtmp");
+    assert_eq!(unpublished.len(), 1, "{calls:#?}");
+    assert_eq!(unpublished[0]["stream"], "show");
+    for (proto, conn_id) in &plays {
+        let stops = find("on_stop", proto);
+        assert_eq!(stops.len(), 1, "{proto}: {calls:#?}");
+        assert_eq!(&stops[0]["conn_id"], conn_id, "{proto}");
+        assert_eq!(stops[0]["query"]["token"], "good", "{proto}");
+    }
+    let done = find("on_record_done", "rtmp");
+    assert_eq!(done.len(), 1, "{calls:#?}");
+    assert!(done[0]["file"]
+        .as_str()
+        .is_some_and(|f| f.ends_with(".flv")));
+}
+
 /// A hook server that hangs denies within `hooks.timeout_ms`, one that is down denies at
 /// once, and meanwhile a stream of an app without hooks loses no frame.
 #[test]

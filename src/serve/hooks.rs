@@ -15,8 +15,10 @@ use crate::hooks::hls_viewers::{Full, HlsViewers, Seen, Viewer};
 use crate::hooks::{build_request, parse_response, Action, HookEvent, HookUrl, Reply, Verdict};
 use crate::hooks::{SessionSigner, MAX_RESPONSE_BYTES};
 use crate::stats::{HookResult, ShardStats};
+use ahash::AHashMap;
 use glommio::net::TcpStream;
 use glommio::sync::Semaphore;
+use std::cell::{Cell, RefCell};
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::rc::Rc;
 use std::sync::{Arc, Mutex};
@@ -49,6 +51,46 @@ pub(crate) struct HookClient {
     hls_viewers: SharedHlsViewers,
     /// For `https://` hook URLs.
     tls: TlsClient,
+    /// Publishes and plays whose end the hooks are to hear, by [`Opened::id`].
+    open: RefCell<AHashMap<u64, (Action, HookEvent)>>,
+    next_open: Cell<u64>,
+    /// Notification tasks running (shutdown waits for them).
+    running: Rc<Cell<usize>>,
+    /// Shutdown has told everything: no more calls (the executor is about to end).
+    stopped: Cell<bool>,
+}
+
+/// A publish or play whose end the hooks are to hear (`on_unpublish`, `on_stop`). The end is
+/// told once: when this is dropped (the connection ended) or at shutdown, whichever comes
+/// first.
+pub(crate) struct Opened {
+    hooks: Rc<HookClient>,
+    id: u64,
+}
+
+impl Drop for Opened {
+    fn drop(&mut self) {
+        let open = self.hooks.open.borrow_mut().remove(&self.id);
+        if let Some((action, ev)) = open {
+            self.hooks.notify(action, &ev);
+        }
+    }
+}
+
+/// Counts a running notification task while it lives.
+struct Running(Rc<Cell<usize>>);
+
+impl Running {
+    fn new(count: &Rc<Cell<usize>>) -> Self {
+        count.set(count.get() + 1);
+        Running(count.clone())
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.set(self.0.get() - 1);
+    }
 }
 
 /// The process's HLS hook sessions.
@@ -74,7 +116,69 @@ impl HookClient {
             signer,
             hls_viewers,
             tls,
+            open: RefCell::default(),
+            next_open: Cell::new(0),
+            running: Rc::default(),
+            stopped: Cell::new(false),
         }
+    }
+
+    /// A publish or play has started: its end, `end` with `ev`, is told when the returned
+    /// guard drops, or at shutdown. `None` when `ev.app` has no hook for `end`.
+    pub fn open(self: &Rc<Self>, end: Action, ev: HookEvent) -> Option<Opened> {
+        if !self.has(&ev.app, end) || self.stopped.get() {
+            return None;
+        }
+        let id = self.next_open.get() + 1;
+        self.next_open.set(id);
+        self.open.borrow_mut().insert(id, (end, ev));
+        Some(Opened {
+            hooks: self.clone(),
+            id,
+        })
+    }
+
+    /// At shutdown: tell the end of every publish and play still open on this shard and of
+    /// its HLS sessions. These calls wait (at most `hooks.timeout_ms`) for a free slot
+    /// instead of being dropped at `hooks.max_in_flight`.
+    pub fn end_all(self: &Rc<Self>) {
+        let deadline = Instant::now() + self.timeout();
+        let open: Vec<(Action, HookEvent)> =
+            self.open.borrow_mut().drain().map(|(_, v)| v).collect();
+        let hls = self
+            .hls_viewers()
+            .expire(self.shard, Instant::now(), Duration::ZERO);
+        for (action, ev) in &open {
+            self.send(*action, ev, self.shard, Some(deadline));
+        }
+        for ev in &hls {
+            self.send(Action::Stop, ev, self.shard, Some(deadline));
+        }
+        let ends = open.len() + hls.len();
+        if ends > 0 {
+            info!(
+                shard = self.shard,
+                ends, "telling hooks of the publishes and plays shutdown ends"
+            );
+        }
+    }
+
+    /// At shutdown, after [`Self::end_all`] and the recordings' close: wait, at most
+    /// `hooks.timeout_ms`, for every notification running (`on_record_done` included). Then
+    /// no more calls are made: the executor is about to end.
+    pub async fn drain(&self) {
+        let deadline = Instant::now() + self.timeout();
+        while self.running.get() > 0 && Instant::now() < deadline {
+            glommio::timer::sleep(Duration::from_millis(20)).await;
+        }
+        let unfinished = self.running.get();
+        if unfinished > 0 {
+            warn!(
+                shard = self.shard,
+                unfinished, "hook notifications cut short by shutdown"
+            );
+        }
+        self.stopped.set(true);
     }
 
     /// Whether `app` has hooks for `action`.
@@ -149,28 +253,61 @@ impl HookClient {
     /// [`Self::notify`] for an event of `shard` (an HLS session started there): hook servers
     /// pair `on_play` and `on_stop` by `(shard, conn_id)`.
     pub fn notify_as(self: &Rc<Self>, action: Action, ev: &HookEvent, shard: usize) {
+        self.send(action, ev, shard, None);
+    }
+
+    /// One detached task per URL. Without `wait_until`, a call finding no free slot is
+    /// dropped; with it (shutdown), it waits for a slot until then, and the exchange too.
+    fn send(
+        self: &Rc<Self>,
+        action: Action,
+        ev: &HookEvent,
+        shard: usize,
+        wait_until: Option<Instant>,
+    ) {
         let urls = self.cfg.hook_urls(&ev.app, action);
-        if urls.is_empty() {
+        if urls.is_empty() || self.stopped.get() {
             return;
         }
         let body: Rc<[u8]> = ev.body(action, shard, &self.server_id).into();
         for url in urls {
-            let Ok(permit) = self.slots.clone().try_acquire_static_permit(1) else {
-                self.stats
-                    .counters
-                    .hook_call(action, HookResult::Dropped, 0);
-                warn!(hook = action.name(), url = %url, "hook not sent: hooks.max_in_flight calls already running");
-                continue;
+            let permit = match wait_until {
+                Some(_) => None,
+                None => match self.slots.clone().try_acquire_static_permit(1) {
+                    Ok(permit) => Some(permit),
+                    Err(_) => {
+                        self.dropped(action, url, "hooks.max_in_flight calls already running");
+                        continue;
+                    }
+                },
             };
             let (me, url, body) = (self.clone(), url.clone(), body.clone());
+            let running = Running::new(&self.running);
             super::spawn(async move {
-                let _permit = permit;
-                if let Err(why) = me.timed_exchange(action, &url, &body).await {
+                let _running = running;
+                let started = Instant::now();
+                let left = wait_until.map_or(me.timeout(), |d| d.saturating_duration_since(started));
+                let _permit = match permit {
+                    Some(permit) => permit,
+                    None => match within(left, me.slots.clone().acquire_static_permit(1)).await {
+                        Some(Ok(permit)) => permit,
+                        _ => return me.dropped(action, &url, "no free slot before shutdown's deadline"),
+                    },
+                };
+                let left = left.saturating_sub(started.elapsed());
+                if let Err(why) = me.exchange_within(action, &url, &body, started, left).await {
                     warn!(hook = action.name(), url = %url, reason = %why, "hook notification failed");
                 }
             })
             .detach();
         }
+    }
+
+    fn dropped(&self, action: Action, url: &str, why: &str) {
+        self.stats
+            .counters
+            .hook_call(action, HookResult::Dropped, 0);
+        warn!(hook = action.name(), url = %url, "hook not sent: {why}");
     }
 
     /// One decision call: a slot, then the exchange, all before the decision's `deadline`.
@@ -205,17 +342,6 @@ impl HookClient {
         };
         let left = deadline.saturating_duration_since(Instant::now());
         self.exchange_within(action, url, body, started, left).await
-    }
-
-    /// A notification's exchange (its slot is already held).
-    async fn timed_exchange(
-        &self,
-        action: Action,
-        url: &str,
-        body: &[u8],
-    ) -> Result<Reply, String> {
-        self.exchange_within(action, url, body, Instant::now(), self.timeout())
-            .await
     }
 
     async fn exchange_within(

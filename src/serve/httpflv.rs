@@ -68,12 +68,12 @@ async fn serve_request(
         },
         other => (other, None),
     };
+    // Its hooks hear the end (on_stop) when this drops, or at shutdown.
+    let mut hooked = hooked.and_then(|ev| st.hooks.open(Action::Stop, ev));
     if !matches!(route, Route::Play(..)) || head_only {
         // Allowed by on_play but not played (refused after it, or a HEAD): its hook server
         // hears the end at once.
-        if let Some(ev) = &hooked {
-            st.hooks.notify(Action::Stop, ev);
-        }
+        hooked.take();
     }
     let status = match &route {
         Route::Reply(resp) => resp.status,
@@ -102,9 +102,7 @@ async fn serve_request(
             let watched: Rc<dyn Watched> = viewer.clone();
             st.watchlist.add(Rc::downgrade(&watched));
             let outcome = viewer.run(info).await;
-            if let Some(ev) = hooked {
-                st.hooks.notify(Action::Stop, &ev);
-            }
+            drop(hooked);
             outcome
         }
     }

@@ -362,8 +362,12 @@ async fn shard_main(ctx: shards::ShardContext<HubMsg>, shared: Shared, listeners
     // Stop accepting; returning ends the executor, which drops (closes) every connection.
     drop(tasks);
     drop(ticker);
+    // Hook servers hear the end of what shutdown ends (on_unpublish, on_stop), then of the
+    // recordings it closes (on_record_done), before the executor ends.
+    st.hooks.end_all();
     // Recordings end with a complete file.
     recorders.finish_all(RECORD_FINISH).await;
+    st.hooks.drain().await;
     info!(shard = ctx.id, "shard stopping");
 }
 

@@ -6,7 +6,7 @@
 //! `serve::watch`). When one ends, the
 //! connection ends; what was already queued is flushed briefly, then the socket closes.
 
-use super::hooks::Decision;
+use super::hooks::{Decision, Opened};
 use super::io::Conn;
 use super::tls::{TlsConn, Transport};
 use super::watch::{Alarm, Watched};
@@ -82,8 +82,9 @@ struct RtmpConn {
     player_ticket: RefCell<Option<Ticket>>,
     /// Incomplete-message bytes last reported to the shard's `PendingBudget`.
     pending_reported: Cell<usize>,
-    /// The publish or play as hooks were told of it (for on_unpublish / on_stop).
-    hooked: RefCell<Option<HookEvent>>,
+    /// The publish or play whose end the hooks hear (on_unpublish / on_stop) when this
+    /// drops, or at shutdown.
+    hooked: RefCell<Option<Opened>>,
 }
 
 /// Longest `tcUrl` kept for stats.
@@ -426,7 +427,10 @@ impl RtmpConn {
         };
         let id = self.st.hub.borrow_mut().start_publish(&key, self.conn_id);
         self.session.borrow_mut().accept_publish(stream_id, &room);
-        *self.hooked.borrow_mut() = Some(self.hook_event(&app, room.clone(), query));
+        *self.hooked.borrow_mut() = self.st.hooks.open(
+            Action::Unpublish,
+            self.hook_event(&app, room.clone(), query),
+        );
         self.list(crate::stats::Role::Publisher, &key, &room, stream_id);
         info!(shard = self.st.id, stream = %key, "publish started");
         *self.role.borrow_mut() = Role::Publisher {
@@ -534,7 +538,7 @@ impl RtmpConn {
             }
         }
         *self.player_ticket.borrow_mut() = Some(ticket);
-        *self.hooked.borrow_mut() = Some(ev);
+        *self.hooked.borrow_mut() = self.st.hooks.open(Action::Stop, ev);
         self.session.borrow_mut().accept_play(stream_id, &name);
         self.flush_session();
         self.play_stream.set(stream_id);
@@ -583,16 +587,8 @@ impl RtmpConn {
         self.player_ticket.borrow_mut().take();
         self.st.pending.release(&self.pending_reported);
         let role = std::mem::replace(&mut *self.role.borrow_mut(), Role::None);
-        if let Some(ev) = self.hooked.borrow_mut().take() {
-            let action = match role {
-                Role::Publisher { .. } => Some(Action::Unpublish),
-                Role::Player { .. } => Some(Action::Stop),
-                Role::None => None,
-            };
-            if let Some(action) = action {
-                self.st.hooks.notify(action, &ev);
-            }
-        }
+        // Its hooks hear the end (on_unpublish / on_stop).
+        drop(self.hooked.borrow_mut().take());
         match role {
             Role::Publisher { key, id, .. } => {
                 self.st.hub.borrow_mut().stop_publish(&key, id);
