@@ -223,6 +223,10 @@ const KEYS: &[(&str, &str)] = &[
         "hooks.server_id",
         "This node's id in hook calls; empty = the host name",
     ),
+    (
+        "hooks.hls_session_key",
+        "Secret that signs HLS session ids, the same on every node; empty = random per process",
+    ),
 ];
 
 /// Text after the flag list of `--help`.
@@ -425,6 +429,9 @@ pub struct Hooks {
     pub max_hls_sessions: usize,
     /// Identifies this node in hook bodies; empty = the host name.
     pub server_id: String,
+    /// Signs HLS `?hls_session=` ids. Nodes behind one load balancer set the same secret so
+    /// each accepts the others' ids; empty = a random key per process.
+    pub hls_session_key: String,
 }
 
 impl Hooks {
@@ -1368,8 +1375,21 @@ fn check_hooks(c: &mut Config, origins: &Origins) -> Result<(), ConfigError> {
             ));
         }
     }
+    let key_len = h.hls_session_key.len();
+    if key_len > 0 && key_len < MIN_HLS_SESSION_KEY_BYTES {
+        return Err(origins.error(
+            "hooks.hls_session_key",
+            format!(
+                "{key_len} bytes is too short to sign with: use at least \
+                 {MIN_HLS_SESSION_KEY_BYTES} (e.g. `openssl rand -hex 16`)"
+            ),
+        ));
+    }
     Ok(())
 }
+
+/// Shortest `hooks.hls_session_key` accepted: 128 bits of a hex or random string.
+const MIN_HLS_SESSION_KEY_BYTES: usize = 16;
 
 fn is_rtmp_url(url: &str) -> bool {
     let rest = url
@@ -2065,6 +2085,13 @@ mod tests {
             e.starts_with("`hooks.on_publish` in h.toml: `ftp://auth/x` is not a usable hook URL: expected http[s]://"),
             "{e}"
         );
+        let e = file("[hooks]\nhls_session_key = \"short\"\n");
+        assert!(
+            e.starts_with("`hooks.hls_session_key` in h.toml: 5 bytes is too short"),
+            "{e}"
+        );
+        let ok = load(&["--hooks.hls_session_key", "0123456789abcdef"], &[], &[]);
+        assert_eq!(ok.unwrap().hooks.hls_session_key, "0123456789abcdef");
         let e = file("[hooks]\non_play = \"http://h/\"\n");
         assert_eq!(
             e,

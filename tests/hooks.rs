@@ -790,9 +790,7 @@ fn sigterm_tells_the_hooks_of_every_end() {
     let mut publisher = RtmpClient::connect(addr, "live").unwrap();
     publisher.publish("show").unwrap();
     // Three 1 s GOPs: enough for an HLS segment.
-    for gop in 0..3 {
-        publish_frames(&mut publisher, gop * 1000, 25, 0);
-    }
+    publish_frames(&mut publisher, 0, 90, 0);
     let mut player = RtmpClient::connect(addr, "live").unwrap();
     player.play("show?token=good").unwrap();
     assert!(!player.read_media(WAIT, 1).is_empty());
@@ -848,6 +846,84 @@ fn sigterm_tells_the_hooks_of_every_end() {
     assert!(done[0]["file"]
         .as_str()
         .is_some_and(|f| f.ends_with(".flv")));
+}
+
+/// Nodes behind one load balancer: with the same `hooks.hls_session_key`, a segment URL
+/// from node A's playlist is served by node B without a hook call; a node with another key
+/// hooks it (without the token, so it is refused).
+#[test]
+fn a_shared_hls_session_key_lets_any_node_serve_the_segments() {
+    let hook = HookServer::start(Mode::Answer);
+    let config = |name: &str, key: &str| {
+        config_file(
+            name,
+            &format!(
+                "rtmp_noauth = true\nhls_fragment = 1\n[hooks]\non_play = [\"{}\"]\n\
+                 hls_session_key = \"{key}\"\n",
+                hook.url("/play")
+            ),
+        )
+    };
+    let shared = "a-secret-the-nodes-share";
+    let a = start("hooks-node-a", &config("node-a", shared), &[]);
+    let b = start("hooks-node-b", &config("node-b", shared), &[]);
+    let c = start(
+        "hooks-node-c",
+        &config("node-c", "another-secret-of-node-c"),
+        &[],
+    );
+    // The same stream on every node, as a fan-out (static_push) gives it.
+    let _publishers: Vec<RtmpClient> = [&a, &b, &c]
+        .iter()
+        .map(|node| {
+            let mut p = RtmpClient::connect(node.rtmp_addr(), "live").unwrap();
+            p.publish("show").unwrap();
+            publish_frames(&mut p, 0, 90, 0);
+            p
+        })
+        .collect();
+    let deadline = Instant::now() + WAIT;
+    let playlist = loop {
+        let (status, _, body) = http_get(a.hls_addr(), "/live/show.m3u8?token=good");
+        if status == 200 {
+            break String::from_utf8(body).unwrap();
+        }
+        assert!(Instant::now() < deadline, "no playlist on node A: {status}");
+        thread::sleep(Duration::from_millis(100));
+    };
+    let segment = playlist
+        .lines()
+        .find(|l| l.contains("hls_session="))
+        .expect("a segment URL with a session id")
+        .to_owned();
+    assert_eq!(hook.count("on_play"), 1);
+    // Node B cuts the same segments from the same stream: wait for it, then fetch A's URL.
+    let bare = segment.split('?').next().unwrap();
+    let deadline = Instant::now() + WAIT;
+    while !http_get(b.hls_addr(), "/live/show.m3u8?token=good")
+        .2
+        .windows(bare.len())
+        .any(|w| w == bare.as_bytes())
+    {
+        assert!(Instant::now() < deadline, "node B never listed {bare}");
+        thread::sleep(Duration::from_millis(100));
+    }
+    let asked = hook.count("on_play");
+    let (status, _, data) = http_get(b.hls_addr(), &format!("/live/{segment}"));
+    assert_eq!(status, 200);
+    assert_eq!(data.first(), Some(&0x47), "a TS segment");
+    assert_eq!(
+        hook.count("on_play"),
+        asked,
+        "node B served it without asking"
+    );
+    let (status, _, _) = http_get(c.hls_addr(), &format!("/live/{segment}"));
+    assert_eq!(status, 403);
+    assert_eq!(
+        hook.count("on_play"),
+        asked + 1,
+        "node C asked, and was refused"
+    );
 }
 
 /// A hook server that hangs denies within `hooks.timeout_ms`, one that is down denies at

@@ -418,6 +418,19 @@ impl SessionSigner {
         SessionSigner { key }
     }
 
+    /// A signer whose key is derived from an operator's secret (`hooks.hls_session_key`):
+    /// every node given the same secret checks the others' ids.
+    pub fn from_secret(secret: &str) -> Self {
+        use sha2::Digest;
+        let mut hash = Sha256::new();
+        // Domain separation: the same secret used elsewhere does not give this key.
+        hash.update(b"shardcast hls_session\0");
+        hash.update(secret.as_bytes());
+        SessionSigner {
+            key: hash.finalize().into(),
+        }
+    }
+
     fn mac(&self, stream: &str, expiry: u64) -> String {
         let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(&self.key) else {
             return String::new();
@@ -653,6 +666,16 @@ mod tests {
         assert!(!signer.check(&id, "live/movie", 1001), "expired");
         assert!(!signer.check(&id, "live/other", 999), "another stream");
         assert!(!SessionSigner::new([8; 32]).check(&id, "live/movie", 999));
+        // Two nodes with one secret check each other's ids; another secret does not.
+        let node_a = SessionSigner::from_secret("0123456789abcdef-shared");
+        let node_b = SessionSigner::from_secret("0123456789abcdef-shared");
+        let from_a = node_a.mint("live/movie", 1000);
+        assert!(node_b.check(&from_a, "live/movie", 999));
+        assert!(!SessionSigner::from_secret("0123456789abcdef-other").check(
+            &from_a,
+            "live/movie",
+            999
+        ));
         let forged = id.replacen("1000.", "2000.", 1);
         assert!(!signer.check(&forged, "live/movie", 999));
         for junk in [

@@ -151,6 +151,7 @@ pub fn run(cfg: Config) -> std::io::Result<()> {
     let cfg_limits = (cfg.max_connections_per_ip, cfg.max_players_per_stream);
     let cfg_hooks_id = cfg.hooks.server_id.clone();
     let max_hls_sessions = cfg.hooks.max_hls_sessions;
+    let cfg_hls_session_key = cfg.hooks.hls_session_key.clone();
     let shared = Shared {
         keys: key_store(&cfg)?,
         cfg: Arc::new(cfg),
@@ -163,7 +164,7 @@ pub fn run(cfg: Config) -> std::io::Result<()> {
         jwt,
         relays: Arc::new(Registry::new()),
         admission: Admission::new(cfg_limits.0, cfg_limits.1),
-        hook_signer: Arc::new(crate::hooks::SessionSigner::new(rand::random())),
+        hook_signer: Arc::new(hls_session_signer(&cfg_hls_session_key)),
         hls_viewers: Arc::new(std::sync::Mutex::new(HlsViewers::new(max_hls_sessions))),
         server_id: server_id(&cfg_hooks_id).into(),
     };
@@ -382,6 +383,14 @@ fn start_listener(proto: &'static str, l: TcpListener, st: Rc<ShardState>) -> gl
 
 /// How long shutdown waits for recordings to reach the disk and close.
 const RECORD_FINISH: Duration = Duration::from_secs(5);
+
+/// The signer of HLS session ids: from `hooks.hls_session_key`, or a random key per process.
+fn hls_session_signer(secret: &str) -> crate::hooks::SessionSigner {
+    match secret {
+        "" => crate::hooks::SessionSigner::new(rand::random()),
+        secret => crate::hooks::SessionSigner::from_secret(secret),
+    }
+}
 
 /// What the record sink records: every app with `flv_archive`, else the apps with `record`.
 fn record_settings(cfg: &Config) -> record::RecordSettings {
