@@ -224,6 +224,10 @@ const KEYS: &[(&str, &str)] = &[
         "This node's id in hook calls; empty = the host name",
     ),
     (
+        "hooks.update_secs",
+        "Seconds between two on_update calls of one RTMP or HTTP-FLV session",
+    ),
+    (
         "hooks.hls_session_key",
         "Secret that signs HLS session ids, the same on every node; empty = random per process",
     ),
@@ -411,6 +415,11 @@ pub struct Hooks {
     pub on_stop: Vec<String>,
     /// A recording's file was closed (notification).
     pub on_record_done: Vec<String>,
+    /// A running RTMP publish or play, or HTTP-FLV play, asked again every `update_secs`
+    /// (decides: a refusal ends it).
+    pub on_update: Vec<String>,
+    /// Seconds between two `on_update` calls of one publish or play.
+    pub update_secs: u64,
     /// Milliseconds one call may take (connect, request, answer).
     pub timeout_ms: u64,
     /// Calls in flight at once per shard; a decision waits for a slot (within the timeout), a
@@ -457,6 +466,7 @@ impl Hooks {
             Action::Play => &self.on_play,
             Action::Stop => &self.on_stop,
             Action::RecordDone => &self.on_record_done,
+            Action::Update => &self.on_update,
         }
     }
 }
@@ -487,6 +497,7 @@ pub struct App {
     pub on_play: Vec<String>,
     pub on_stop: Vec<String>,
     pub on_record_done: Vec<String>,
+    pub on_update: Vec<String>,
 }
 
 impl App {
@@ -500,6 +511,7 @@ impl App {
             Action::Play => &self.on_play,
             Action::Stop => &self.on_stop,
             Action::RecordDone => &self.on_record_done,
+            Action::Update => &self.on_update,
         }
     }
 }
@@ -1360,6 +1372,7 @@ fn check_hooks(c: &mut Config, origins: &Origins) -> Result<(), ConfigError> {
         ("hooks.timeout_ms", h.timeout_ms, 1, MAX_HOOK_TIMEOUT_MS),
         ("hooks.max_in_flight", h.max_in_flight as u64, 1, 1_000_000),
         ("hooks.hls_session_secs", h.hls_session_secs, 1, 86_400),
+        ("hooks.update_secs", h.update_secs, 1, 86_400),
         (
             "hooks.max_hls_sessions",
             h.max_hls_sessions as u64,

@@ -183,12 +183,14 @@ fn serve_hook<S: Read + Write + Send + 'static>(
         .to_owned();
     call["_path"] = Value::String(path);
     let (status, answer) = match call["action"].as_str().unwrap_or("") {
-        "on_connect" | "on_publish" | "on_play" => match call["query"]["token"].as_str() {
-            Some("good") => (200, "{}".to_owned()),
-            Some("map") => (200, r#"{"room":"mapped"}"#.to_owned()),
-            Some("revocable") if !revoked.load(Ordering::SeqCst) => (200, "{}".to_owned()),
-            _ => (403, "go away".to_owned()),
-        },
+        "on_connect" | "on_publish" | "on_play" | "on_update" => {
+            match call["query"]["token"].as_str() {
+                Some("good") => (200, "{}".to_owned()),
+                Some("map") => (200, r#"{"room":"mapped"}"#.to_owned()),
+                Some("revocable") if !revoked.load(Ordering::SeqCst) => (200, "{}".to_owned()),
+                _ => (403, "go away".to_owned()),
+            }
+        }
         _ => (200, String::new()),
     };
     {
@@ -924,6 +926,79 @@ fn a_shared_hls_session_key_lets_any_node_serve_the_segments() {
         asked + 1,
         "node C asked, and was refused"
     );
+}
+
+/// `on_update` (nginx-rtmp's): every `update_secs` each running RTMP publish and play and
+/// HTTP-FLV play is asked again. Once the token is revoked, its publisher and viewer are
+/// closed, and the hook server hears their ends. Meanwhile a stream with a good token keeps
+/// every frame.
+#[test]
+fn on_update_ends_revoked_sessions_and_keeps_the_others() {
+    let hook = HookServer::start(Mode::Answer);
+    let config = config_file(
+        "update",
+        &format!(
+            "rtmp_noauth = true\n[hooks]\non_update = [\"{u}\"]\non_unpublish = [\"{u}\"]\n\
+             on_stop = [\"{u}\"]\nupdate_secs = 1\ntimeout_ms = {HOOK_TIMEOUT_MS}\n",
+            u = hook.url("/update")
+        ),
+    );
+    let server = start("hooks-update", &config, &[]);
+    let addr = server.rtmp_addr();
+    let healthy = HealthyStream::start(addr, "good?token=good", "good?token=good");
+    let mut revocable = RtmpClient::connect(addr, "live").unwrap();
+    revocable.publish("bad?token=revocable").unwrap();
+    publish_frames(&mut revocable, 0, 30, 0);
+    let mut viewer = http_open(
+        server.httpflv_addr(),
+        "GET",
+        "/live/good.flv?token=revocable",
+        &[],
+    )
+    .unwrap();
+    assert_eq!(viewer.status, 200);
+    let updated = |proto: &'static str, token: &'static str| {
+        move |c: &Value| {
+            c["action"] == "on_update" && c["protocol"] == proto && c["query"]["token"] == token
+        }
+    };
+    // Asked and allowed while the token is good.
+    hook.wait_for("on_update of the FLV viewer", updated("flv", "revocable"));
+    let first = hook.wait_for("on_update of the publisher", |c| {
+        updated("rtmp", "revocable")(c) && c["stream"] == "bad"
+    });
+    hook.revoke(true);
+    let closed = server
+        .wait_for_line(|l| l.contains("refused by on_update hook"), WAIT)
+        .expect("a revoked session is closed with the reason");
+    assert!(closed.contains("403"), "{closed}");
+    let unpublished = hook.wait_for("on_unpublish of the revoked publisher", |c| {
+        c["action"] == "on_unpublish" && c["stream"] == "bad"
+    });
+    assert_eq!(unpublished["conn_id"], first["conn_id"]);
+    let stop = hook.wait_for("on_stop of the revoked viewer", |c| {
+        c["action"] == "on_stop" && c["protocol"] == "flv"
+    });
+    assert_eq!(stop["query"]["token"], "revocable");
+    // The viewer's response ends: the server closed it (a read timeout would be an error).
+    let mut rest = Vec::new();
+    assert!(viewer.body.read_to_end(&mut rest).is_ok(), "the viewer's stream ends");
+    // The publisher's connection was closed too.
+    assert!(
+        revocable.wait_closed(WAIT),
+        "the revoked publisher is closed"
+    );
+    let good_updates = hook
+        .calls()
+        .iter()
+        .filter(|c| c["action"] == "on_update" && c["query"]["token"] == "good")
+        .count();
+    assert!(
+        good_updates >= 2,
+        "the good publisher and player were asked: {good_updates}"
+    );
+    let frames = healthy.finish();
+    assert!(frames > 30, "{frames}");
 }
 
 /// A hook server that hangs denies within `hooks.timeout_ms`, one that is down denies at

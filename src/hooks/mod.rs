@@ -35,16 +35,20 @@ pub enum Action {
     Play,
     Stop,
     RecordDone,
+    /// A running RTMP publish or play, or HTTP-FLV play, asked again every
+    /// `hooks.update_secs` (nginx-rtmp's `on_update`); a refusal ends it.
+    Update,
 }
 
 impl Action {
-    pub const ALL: [Action; 6] = [
+    pub const ALL: [Action; 7] = [
         Action::Connect,
         Action::Publish,
         Action::Unpublish,
         Action::Play,
         Action::Stop,
         Action::RecordDone,
+        Action::Update,
     ];
 
     /// The config key and the `action` field of the body: `on_publish`, ...
@@ -56,6 +60,7 @@ impl Action {
             Action::Play => "on_play",
             Action::Stop => "on_stop",
             Action::RecordDone => "on_record_done",
+            Action::Update => "on_update",
         }
     }
 
@@ -64,9 +69,13 @@ impl Action {
         self as usize
     }
 
-    /// Whether the answer decides (connect, publish, play) or is only a notification.
+    /// Whether the answer decides (connect, publish, play, update) or is only a
+    /// notification.
     pub fn decides(self) -> bool {
-        matches!(self, Action::Connect | Action::Publish | Action::Play)
+        matches!(
+            self,
+            Action::Connect | Action::Publish | Action::Play | Action::Update
+        )
     }
 }
 

@@ -7,7 +7,7 @@
 //! `play_wait_timeout`, and is removed the moment it disconnects.
 
 use super::api::read_request;
-use super::hooks::Decision;
+use super::hooks::{Decision, Opened};
 use super::io::Conn;
 use super::watch::{Alarm, Watched};
 use super::ShardState;
@@ -98,12 +98,10 @@ async fn serve_request(
                 remote: peer.to_string(),
                 connected_at: std::time::SystemTime::now(),
             });
-            let viewer = Rc::new(Viewer::new(st.clone(), io.clone(), key, listed));
+            let viewer = Rc::new(Viewer::new(st.clone(), io.clone(), key, listed, hooked));
             let watched: Rc<dyn Watched> = viewer.clone();
             st.watchlist.add(Rc::downgrade(&watched));
-            let outcome = viewer.run(info).await;
-            drop(hooked);
-            outcome
+            viewer.run(info).await
         }
     }
 }
@@ -121,9 +119,6 @@ async fn play_hook(
         return (route, None);
     };
     let (app, room) = key.split_once('/').unwrap_or_default();
-    if !st.hooks.has(app, Action::Play) {
-        return (route, None);
-    }
     let ev = HookEvent {
         app: app.to_owned(),
         stream: room.to_owned(),
@@ -134,6 +129,7 @@ async fn play_hook(
         file: None,
         tc_url: None,
     };
+    // Without on_play the viewer is let in; its event still serves on_stop and on_update.
     match st.hooks.decide(Action::Play, &ev).await {
         Decision::Allow { .. } => (route, Some(ev)),
         Decision::Deny { failed, .. } => {
@@ -267,10 +263,18 @@ struct Viewer {
     alarm: Alarm,
     /// This viewer in `/stat/livestat`.
     listed: SessionGuard,
+    /// Its end for the hooks (on_stop, when the viewer drops), and `on_update`'s verdict.
+    hooked: Option<Opened>,
 }
 
 impl Viewer {
-    fn new(st: Rc<ShardState>, io: Conn, key: StreamKey, listed: SessionGuard) -> Self {
+    fn new(
+        st: Rc<ShardState>,
+        io: Conn,
+        key: StreamKey,
+        listed: SessionGuard,
+        hooked: Option<Opened>,
+    ) -> Self {
         let queue = PlayerQueue::new(st.cfg.player_queue_bytes, st.cfg.player_max_skips)
             .with_audio_merge(st.cfg.audio_merge_ms > 0)
             .with_merged_writes(st.cfg.merge_write_ms > 0);
@@ -282,6 +286,7 @@ impl Viewer {
             waiting_since: Cell::new(None),
             alarm: Alarm::default(),
             listed,
+            hooked,
         }
     }
 
@@ -375,7 +380,8 @@ impl Viewer {
 
 impl Watched for Viewer {
     fn check(&self, now: Instant) -> Option<String> {
-        self.timeout_reason(now)
+        let revoked = self.hooked.as_ref().and_then(Opened::revoked);
+        revoked.or_else(|| self.timeout_reason(now))
     }
 
     fn alarm(&self) -> &Alarm {

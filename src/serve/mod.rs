@@ -331,6 +331,7 @@ async fn shard_main(ctx: shards::ShardContext<HubMsg>, shared: Shared, listeners
         ms => ms,
     };
     let _merge_flusher = spawn_merge_flusher(st.hub.clone(), flush_every);
+    let _hook_updater = st.hooks.spawn_updater();
     let mut tasks = Vec::new();
     let wanted = [
         ("rtmp", Some(listeners.rtmp)),

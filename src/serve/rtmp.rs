@@ -761,7 +761,8 @@ impl RtmpConn {
 
 impl Watched for RtmpConn {
     fn check(&self, now: Instant) -> Option<String> {
-        self.timeout_reason(now)
+        let revoked = self.hooked.borrow().as_ref().and_then(Opened::revoked);
+        revoked.or_else(|| self.timeout_reason(now))
     }
 
     fn alarm(&self) -> &Alarm {

@@ -337,21 +337,21 @@ impl HookResult {
 /// Per-shard hook counters, indexed by `hooks::Action::index`.
 #[derive(Debug, Default)]
 struct HookCounters {
-    calls: [[Cell<u64>; 5]; 6],
-    latency_ms: [Cell<u64>; 6],
+    calls: [[Cell<u64>; 5]; crate::hooks::Action::ALL.len()],
+    latency_ms: [Cell<u64>; crate::hooks::Action::ALL.len()],
     /// Refusals because of a hook: [answered non-2xx, failed call under a deny policy].
-    denials: [[Cell<u64>; 2]; 6],
+    denials: [[Cell<u64>; 2]; crate::hooks::Action::ALL.len()],
 }
 
 /// Hook figures of one shard, by `hooks::Action::index`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct HookFigures {
     /// Calls by result (`HookResult as usize`).
-    pub calls: [[u64; 5]; 6],
+    pub calls: [[u64; 5]; crate::hooks::Action::ALL.len()],
     /// Sum of the answered and timed-out calls' durations, in milliseconds.
-    pub latency_ms: [u64; 6],
+    pub latency_ms: [u64; crate::hooks::Action::ALL.len()],
     /// Refusals: [denied by the answer, failed call with a deny policy].
-    pub denials: [[u64; 2]; 6],
+    pub denials: [[u64; 2]; crate::hooks::Action::ALL.len()],
 }
 
 fn bump(c: &Cell<u64>, n: u64) {
