@@ -982,7 +982,10 @@ fn on_update_ends_revoked_sessions_and_keeps_the_others() {
     assert_eq!(stop["query"]["token"], "revocable");
     // The viewer's response ends: the server closed it (a read timeout would be an error).
     let mut rest = Vec::new();
-    assert!(viewer.body.read_to_end(&mut rest).is_ok(), "the viewer's stream ends");
+    assert!(
+        viewer.body.read_to_end(&mut rest).is_ok(),
+        "the viewer's stream ends"
+    );
     // The publisher's connection was closed too.
     assert!(
         revocable.wait_closed(WAIT),

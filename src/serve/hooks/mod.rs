@@ -2,24 +2,30 @@
 //! `TcpStream` (request bytes and answer parsing are `crate::hooks`, sans-IO).
 //!
 //! A call never blocks the shard: it is a future like any connection's, bounded by
-//! `hooks.timeout_ms` as a whole (waiting for a slot, resolving, connecting, sending, reading
-//! the answer) and by `hooks.max_in_flight` calls per shard. Decisions (`on_connect`,
-//! `on_publish`, `on_play`) are awaited by the connection that asked; notifications run as
-//! detached tasks, dropped (and counted) when no slot is free.
+//! `hooks.timeout_ms` (a decision over all its URLs: waiting for a slot, resolving,
+//! connecting, sending, reading the answer) and by `hooks.max_in_flight` calls per shard.
+//! Decisions (`on_connect`, `on_publish`, `on_play`) are awaited by the connection that asked;
+//! notifications run as detached tasks, dropped (and counted) when no slot is free.
+//!
+//! Here: the client, decisions, notifications and the HLS sessions' calls. `sessions`: the
+//! open publishes and plays (their ends, `on_update`, shutdown). `exchange`: one call over the
+//! network.
 
-use super::io::Conn;
-use super::tls::{TlsConn, Transport};
+mod exchange;
+mod sessions;
+
+pub(crate) use exchange::TlsClient;
+pub(crate) use sessions::Opened;
+
 use super::within;
 use crate::config::Config;
 use crate::hooks::hls_viewers::{Full, HlsViewers, Seen, Viewer};
-use crate::hooks::{build_request, parse_response, Action, HookEvent, HookUrl, Reply, Verdict};
-use crate::hooks::{SessionSigner, MAX_RESPONSE_BYTES};
+use crate::hooks::{Action, HookEvent, Reply, SessionSigner, Verdict};
 use crate::stats::{HookResult, ShardStats};
 use ahash::AHashMap;
-use glommio::net::TcpStream;
 use glommio::sync::Semaphore;
+use sessions::{OpenEntry, Running};
 use std::cell::{Cell, RefCell};
-use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -60,58 +66,6 @@ pub(crate) struct HookClient {
     stopped: Cell<bool>,
 }
 
-/// An open publish or play: the action that tells its end, its event, and why `on_update`
-/// ended it, once it did.
-struct OpenEntry {
-    end: Action,
-    ev: HookEvent,
-    revoked: Revoked,
-}
-
-/// Set by a refusing `on_update`; the connection's sweeper check reads it.
-type Revoked = Rc<RefCell<Option<String>>>;
-
-/// A publish or play whose end the hooks are to hear (`on_unpublish`, `on_stop`). The end is
-/// told once: when this is dropped (the connection ended) or at shutdown, whichever comes
-/// first.
-pub(crate) struct Opened {
-    hooks: Rc<HookClient>,
-    id: u64,
-    revoked: Revoked,
-}
-
-impl Opened {
-    /// Why `on_update` refused this session, if it did: the connection must end.
-    pub fn revoked(&self) -> Option<String> {
-        self.revoked.borrow().clone()
-    }
-}
-
-impl Drop for Opened {
-    fn drop(&mut self) {
-        let open = self.hooks.open.borrow_mut().remove(&self.id);
-        if let Some(entry) = open {
-            self.hooks.notify(entry.end, &entry.ev);
-        }
-    }
-}
-
-/// Counts a running notification task while it lives.
-struct Running(Rc<Cell<usize>>);
-
-impl Running {
-    fn new(count: &Rc<Cell<usize>>) -> Self {
-        count.set(count.get() + 1);
-        Running(count.clone())
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        self.0.set(self.0.get() - 1);
-    }
-}
-
 /// The process's HLS hook sessions.
 pub(crate) type SharedHlsViewers = Arc<Mutex<HlsViewers>>;
 
@@ -140,126 +94,6 @@ impl HookClient {
             running: Rc::default(),
             stopped: Cell::new(false),
         }
-    }
-
-    /// A publish or play has started: its end, `end` with `ev`, is told when the returned
-    /// guard drops, or at shutdown, and it is asked `on_update` every `hooks.update_secs`.
-    /// `None` when `ev.app` has hooks for neither.
-    pub fn open(self: &Rc<Self>, end: Action, ev: HookEvent) -> Option<Opened> {
-        let watched = self.has(&ev.app, end) || self.has(&ev.app, Action::Update);
-        if !watched || self.stopped.get() {
-            return None;
-        }
-        let id = self.next_open.get() + 1;
-        self.next_open.set(id);
-        let revoked = Revoked::default();
-        let entry = OpenEntry {
-            end,
-            ev,
-            revoked: revoked.clone(),
-        };
-        self.open.borrow_mut().insert(id, entry);
-        Some(Opened {
-            hooks: self.clone(),
-            id,
-            revoked,
-        })
-    }
-
-    /// Every `hooks.update_secs`, ask `on_update` about each open publish and play of an app
-    /// that has it (all at once, each waiting for a slot like any decision), and mark the
-    /// ones refused; the next round starts when every call of this one is over. `None` when
-    /// no app has `on_update`.
-    pub fn spawn_updater(self: &Rc<Self>) -> Option<glommio::Task<()>> {
-        let any = self
-            .cfg
-            .server
-            .iter()
-            .any(|app| self.has(&app.appname, Action::Update));
-        let me = self.clone();
-        any.then(|| {
-            super::spawn(async move {
-                let every = Duration::from_secs(me.cfg.hooks.update_secs);
-                loop {
-                    glommio::timer::sleep(every).await;
-                    me.update_round().await;
-                }
-            })
-        })
-    }
-
-    async fn update_round(self: &Rc<Self>) {
-        let due: Vec<(HookEvent, Revoked)> = self
-            .open
-            .borrow()
-            .values()
-            .filter(|e| e.revoked.borrow().is_none() && self.has(&e.ev.app, Action::Update))
-            .map(|e| (e.ev.clone(), e.revoked.clone()))
-            .collect();
-        let calls: Vec<glommio::Task<()>> = due
-            .into_iter()
-            .map(|(ev, revoked)| {
-                let me = self.clone();
-                super::spawn(async move {
-                    // A failed call allows (Action::Update's failure policy): a hook server
-                    // outage must not end every stream.
-                    if let Decision::Deny { reason, .. } = me.decide(Action::Update, &ev).await {
-                        *revoked.borrow_mut() =
-                            Some(format!("refused by on_update hook: {reason}"));
-                    }
-                })
-            })
-            .collect();
-        for call in calls {
-            call.await;
-        }
-    }
-
-    /// At shutdown: tell the end of every publish and play still open on this shard and of
-    /// its HLS sessions. These calls wait (at most `hooks.timeout_ms`) for a free slot
-    /// instead of being dropped at `hooks.max_in_flight`.
-    pub fn end_all(self: &Rc<Self>) {
-        let deadline = Instant::now() + self.timeout();
-        let open: Vec<(Action, HookEvent)> = self
-            .open
-            .borrow_mut()
-            .drain()
-            .map(|(_, e)| (e.end, e.ev))
-            .collect();
-        let hls = self
-            .hls_viewers()
-            .expire(self.shard, Instant::now(), Duration::ZERO);
-        for (action, ev) in &open {
-            self.send(*action, ev, self.shard, Some(deadline));
-        }
-        for ev in &hls {
-            self.send(Action::Stop, ev, self.shard, Some(deadline));
-        }
-        let ends = open.len() + hls.len();
-        if ends > 0 {
-            info!(
-                shard = self.shard,
-                ends, "telling hooks of the publishes and plays shutdown ends"
-            );
-        }
-    }
-
-    /// At shutdown, after [`Self::end_all`] and the recordings' close: wait, at most
-    /// `hooks.timeout_ms`, for every notification running (`on_record_done` included). Then
-    /// no more calls are made: the executor is about to end.
-    pub async fn drain(&self) {
-        let deadline = Instant::now() + self.timeout();
-        while self.running.get() > 0 && Instant::now() < deadline {
-            glommio::timer::sleep(Duration::from_millis(20)).await;
-        }
-        let unfinished = self.running.get();
-        if unfinished > 0 {
-            warn!(
-                shard = self.shard,
-                unfinished, "hook notifications cut short by shutdown"
-            );
-        }
-        self.stopped.set(true);
     }
 
     /// Whether `app` has hooks for `action`.
@@ -433,7 +267,7 @@ impl HookClient {
         started: Instant,
         left: Duration,
     ) -> Result<Reply, String> {
-        let outcome = within(left, exchange(url, body, &self.tls)).await;
+        let outcome = within(left, exchange::exchange(url, body, &self.tls)).await;
         let ms = started.elapsed().as_millis() as u64;
         let (result, outcome) = match outcome {
             None => (
@@ -497,114 +331,4 @@ impl HookClient {
     pub fn hls_session_secs(&self) -> u64 {
         self.cfg.hooks.hls_session_secs
     }
-}
-
-/// Resolve, connect (over TLS for `https://`), send the request and read the answer (no
-/// timeout of its own).
-async fn exchange(url: &str, body: &[u8], tls: &TlsClient) -> Result<Reply, String> {
-    let url = HookUrl::parse(url)?;
-    let stream = connect_any(&resolve(&url).await?).await?;
-    let io = secure(Conn::new(stream), &url, tls)?;
-    io.write_all(&build_request(&url, body))
-        .await
-        .map_err(|e| format!("send: {e}"))?;
-    let mut buf = Vec::with_capacity(1024);
-    let mut chunk = vec![0u8; 4096];
-    loop {
-        let n = io
-            .read(&mut chunk)
-            .await
-            .map_err(|e| format!("read: {e}"))?;
-        let take = n.min(MAX_RESPONSE_BYTES + 1 - buf.len().min(MAX_RESPONSE_BYTES + 1));
-        buf.extend_from_slice(&chunk[..take]);
-        if let Some(reply) = parse_response(&buf, n == 0)? {
-            io.shutdown().await;
-            return Ok(reply);
-        }
-    }
-}
-
-/// The client TLS configuration of `https://` hooks: the relays' (system roots or
-/// `SSL_CERT_FILE`, host names checked unless `enable_tls_verify` is off), or why there is
-/// none.
-pub(crate) type TlsClient = Result<Arc<rustls::ClientConfig>, String>;
-
-/// The connection to speak HTTP on: as is for `http://`, TLS over it for `https://` (SNI and
-/// the certificate check use the URL's host).
-fn secure(conn: Conn, url: &HookUrl, tls: &TlsClient) -> Result<Transport, String> {
-    if !url.tls {
-        return Ok(Transport::Plain(conn));
-    }
-    let config = tls.clone().map_err(|why| format!("https: {why}"))?;
-    TlsConn::client(conn, config, &url.host)
-        .map(|t| Transport::Tls(Box::new(t)))
-        .map_err(|e| format!("https: {e}"))
-}
-
-/// Connect to the first of `addrs` that accepts (`localhost` may resolve to `::1` first
-/// while the hook server listens on 127.0.0.1 only).
-async fn connect_any(addrs: &[SocketAddr]) -> Result<TcpStream, String> {
-    let mut last = String::from("no address");
-    for addr in addrs {
-        match TcpStream::connect(*addr).await {
-            Ok(stream) => return Ok(stream),
-            Err(e) => last = format!("connect to {addr}: {e}"),
-        }
-    }
-    Err(last)
-}
-
-/// How long a host name's addresses are reused before the resolver is asked again.
-const RESOLVED_TTL: Duration = Duration::from_secs(30);
-/// How long a failed lookup is remembered (a dead resolver is not asked once per call).
-const FAILED_TTL: Duration = Duration::from_secs(5);
-/// Host names remembered per shard.
-const MAX_RESOLVED: usize = 256;
-
-type Resolved = Result<Rc<[SocketAddr]>, String>;
-
-thread_local! {
-    /// This shard's lookups by (host, port), with when they expire. The system resolver may
-    /// block, so it runs on the executor's one blocking thread; caching keeps hook calls from
-    /// queueing one lookup each behind a slow resolver.
-    static RESOLVED: std::cell::RefCell<ahash::AHashMap<(String, u16), (Instant, Resolved)>> =
-        std::cell::RefCell::default();
-}
-
-/// The hook server's addresses: an IP literal as is, a host name through the system resolver
-/// on the executor's blocking thread, cached for [`RESOLVED_TTL`].
-async fn resolve(url: &HookUrl) -> Result<Rc<[SocketAddr]>, String> {
-    if let Ok(ip) = url.host.parse::<IpAddr>() {
-        return Ok(Rc::from([SocketAddr::new(ip, url.port)]));
-    }
-    let key = (url.host.clone(), url.port);
-    let now = Instant::now();
-    let cached = RESOLVED.with(|r| r.borrow().get(&key).cloned());
-    if let Some((_, found)) = cached.filter(|(expires, _)| *expires > now) {
-        return found;
-    }
-    let (host, port) = key.clone();
-    let looked_up = glommio::executor()
-        .spawn_blocking(move || (host.as_str(), port).to_socket_addrs().map(Vec::from_iter))
-        .await;
-    let found: Resolved = match looked_up {
-        Ok(addrs) if !addrs.is_empty() => Ok(addrs.into()),
-        Ok(_) => Err(format!("{}: no address", url.host)),
-        Err(e) => Err(format!("resolve {}: {e}", url.host)),
-    };
-    let ttl = if found.is_ok() {
-        RESOLVED_TTL
-    } else {
-        FAILED_TTL
-    };
-    RESOLVED.with(|r| {
-        let mut r = r.borrow_mut();
-        if r.len() >= MAX_RESOLVED {
-            r.retain(|_, (expires, _)| *expires > now);
-        }
-        if r.len() < MAX_RESOLVED {
-            r.insert(key, (Instant::now() + ttl, found.clone()));
-        }
-    });
-    found
 }
