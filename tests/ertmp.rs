@@ -12,20 +12,11 @@ use shardcast::media::ertmp::{self, AudioPacket, VideoPacket};
 use shardcast::media::flv;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(30);
 /// Seconds a reading FFmpeg waits for data before it gives up (it ends after the stream).
 const READ_TIMEOUT_S: u32 = 4;
-
-fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + WAIT;
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out: {what}");
-        thread::sleep(Duration::from_millis(50));
-    }
-}
 
 /// The audio and video tag bodies of an FLV file, in order.
 fn media_bodies(path: &Path) -> Vec<(MediaKind, Vec<u8>)> {
@@ -157,7 +148,7 @@ fn read_back(clip: Clip) {
 /// Wait for the ended HLS playlist of `live/room` and concatenate its segments into a file.
 fn hls_recording(server: &Server, room: &str) -> PathBuf {
     let mut body = Vec::new();
-    wait_for("the HLS playlist with ENDLIST", || {
+    wait_until("the HLS playlist with ENDLIST", WAIT, || {
         let (status, _, b) = http_get(server.hls_addr(), &format!("/live/{room}.m3u8"));
         body = b;
         status == 200 && String::from_utf8_lossy(&body).contains("#EXT-X-ENDLIST")
@@ -193,7 +184,7 @@ fn late_joiner(clip: Clip) {
     // Past the first GOP: the watcher sees a keyframe at 1 s or later.
     let mut watcher = RtmpClient::connect(server.rtmp_addr(), "live").unwrap();
     watcher.play(&room).unwrap();
-    wait_for("a keyframe past the first GOP", || {
+    wait_until("a keyframe past the first GOP", WAIT, || {
         watcher
             .read_media(WAIT, 1)
             .iter()
@@ -310,7 +301,7 @@ fn late_joiner(clip: Clip) {
         ("hevc", _) => "video only",
         _ => "not available over HLS",
     };
-    wait_for("livestat names the codecs", || {
+    wait_until("livestat names the codecs", WAIT, || {
         let (_, body) = api_json(&server, &format!("/stat/livestat?room=live/{room}"));
         let p = &body["data"]["publishers"][0];
         p["video_codec"] == video && p["audio_codec"] == audio && p["hls"] == hls
@@ -504,7 +495,7 @@ fn multitrack_and_codec_id_12_pass_through_and_late_joiners_get_every_track_head
         assert_eq!(more[0].2.to_vec(), hevc_frame(false, 99));
         assert_eq!(more[1].2.to_vec(), av1_frame(false, 99));
     }
-    wait_for("livestat names the default track's codecs", || {
+    wait_until("livestat names the default track's codecs", WAIT, || {
         let (_, body) = api_json(&server, "/stat/livestat?room=live/multi");
         let p = &body["data"]["publishers"][0];
         p["video_codec"] == "hevc" && p["audio_codec"] == "opus" && p["hls"] == "video only"

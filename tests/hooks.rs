@@ -236,6 +236,16 @@ fn config_file(name: &str, text: &str) -> PathBuf {
     path
 }
 
+/// An HTTP-FLV viewer of `path`, past the status (200) and the FLV signature.
+fn flv_viewer(server: &Server, path: &str) -> HttpResponse {
+    let mut viewer = http_open(server.httpflv_addr(), "GET", path, &[]).unwrap();
+    assert_eq!(viewer.status, 200, "{path}");
+    let mut head = [0u8; 3];
+    viewer.body.read_exact(&mut head).unwrap();
+    assert_eq!(&head, b"FLV", "{path}");
+    viewer
+}
+
 fn start(name: &str, config: &Path, extra: &[&str]) -> Server {
     let mut args = vec!["--shards", "2", "--config_file", config.to_str().unwrap()];
     args.extend_from_slice(extra);
@@ -453,17 +463,7 @@ fn ffmpeg_publish_flv_and_hls_viewers_and_notifications() {
     let (status, _, body) = http_get(server.httpflv_addr(), "/live/show.flv?token=bad");
     assert_eq!(status, 403);
     assert!(String::from_utf8_lossy(&body).contains("on_play hook denied"));
-    let mut viewer = http_open(
-        server.httpflv_addr(),
-        "GET",
-        "/live/show.flv?token=good",
-        &[],
-    )
-    .unwrap();
-    assert_eq!(viewer.status, 200);
-    let mut head = [0u8; 3];
-    viewer.body.read_exact(&mut head).unwrap();
-    assert_eq!(&head, b"FLV");
+    let viewer = flv_viewer(&server, "/live/show.flv?token=good");
     let play = hook.wait_for("flv on_play", |c| {
         c["protocol"] == "flv" && c["query"]["token"] == "good"
     });
@@ -601,14 +601,7 @@ fn hls_viewers_get_on_stop_when_they_stop_or_are_refused() {
     let hls = server.hls_addr();
     let playlist = |token: &str| http_get(hls, &format!("/live/show.m3u8?token={token}")).0;
     // Up once a playlist exists: a 404 before, then a refusal for an unknown token.
-    let deadline = Instant::now() + WAIT;
-    while playlist("nobody") == 404 {
-        assert!(
-            Instant::now() < deadline,
-            "the stream never came up over HLS"
-        );
-        thread::sleep(Duration::from_millis(100));
-    }
+    wait_until("the stream over HLS", WAIT, || playlist("nobody") != 404);
     assert_eq!(playlist("nobody"), 403);
     let id_of = |c: &Value| (c["shard"].clone(), c["conn_id"].clone());
     let play_of = |token: &'static str| {
@@ -796,21 +789,10 @@ fn sigterm_tells_the_hooks_of_every_end() {
     let mut player = RtmpClient::connect(addr, "live").unwrap();
     player.play("show?token=good").unwrap();
     assert!(!player.read_media(WAIT, 1).is_empty());
-    let mut viewer = http_open(
-        server.httpflv_addr(),
-        "GET",
-        "/live/show.flv?token=good",
-        &[],
-    )
-    .unwrap();
-    assert_eq!(viewer.status, 200);
-    let mut head = [0u8; 3];
-    viewer.body.read_exact(&mut head).unwrap();
-    let deadline = Instant::now() + WAIT;
-    while http_get(server.hls_addr(), "/live/show.m3u8?token=good").0 != 200 {
-        assert!(Instant::now() < deadline, "no HLS playlist");
-        thread::sleep(Duration::from_millis(100));
-    }
+    let _viewer = flv_viewer(&server, "/live/show.flv?token=good");
+    wait_until("the HLS playlist", WAIT, || {
+        http_get(server.hls_addr(), "/live/show.m3u8?token=good").0 == 200
+    });
     let plays: Vec<(String, Value)> = ["rtmp", "flv", "hls"]
         .iter()
         .map(|proto| {
@@ -884,15 +866,12 @@ fn a_shared_hls_session_key_lets_any_node_serve_the_segments() {
             p
         })
         .collect();
-    let deadline = Instant::now() + WAIT;
-    let playlist = loop {
+    let mut playlist = String::new();
+    wait_until("node A's playlist", WAIT, || {
         let (status, _, body) = http_get(a.hls_addr(), "/live/show.m3u8?token=good");
-        if status == 200 {
-            break String::from_utf8(body).unwrap();
-        }
-        assert!(Instant::now() < deadline, "no playlist on node A: {status}");
-        thread::sleep(Duration::from_millis(100));
-    };
+        playlist = String::from_utf8_lossy(&body).into_owned();
+        status == 200
+    });
     let segment = playlist
         .lines()
         .find(|l| l.contains("hls_session="))
@@ -901,15 +880,10 @@ fn a_shared_hls_session_key_lets_any_node_serve_the_segments() {
     assert_eq!(hook.count("on_play"), 1);
     // Node B cuts the same segments from the same stream: wait for it, then fetch A's URL.
     let bare = segment.split('?').next().unwrap();
-    let deadline = Instant::now() + WAIT;
-    while !http_get(b.hls_addr(), "/live/show.m3u8?token=good")
-        .2
-        .windows(bare.len())
-        .any(|w| w == bare.as_bytes())
-    {
-        assert!(Instant::now() < deadline, "node B never listed {bare}");
-        thread::sleep(Duration::from_millis(100));
-    }
+    wait_until("node B listing the segment", WAIT, || {
+        let listed = http_get(b.hls_addr(), "/live/show.m3u8?token=good").2;
+        listed.windows(bare.len()).any(|w| w == bare.as_bytes())
+    });
     let asked = hook.count("on_play");
     let (status, _, data) = http_get(b.hls_addr(), &format!("/live/{segment}"));
     assert_eq!(status, 200);
@@ -949,14 +923,7 @@ fn on_update_ends_revoked_sessions_and_keeps_the_others() {
     let mut revocable = RtmpClient::connect(addr, "live").unwrap();
     revocable.publish("bad?token=revocable").unwrap();
     publish_frames(&mut revocable, 0, 30, 0);
-    let mut viewer = http_open(
-        server.httpflv_addr(),
-        "GET",
-        "/live/good.flv?token=revocable",
-        &[],
-    )
-    .unwrap();
-    assert_eq!(viewer.status, 200);
+    let mut viewer = flv_viewer(&server, "/live/good.flv?token=revocable");
     let updated = |proto: &'static str, token: &'static str| {
         move |c: &Value| {
             c["action"] == "on_update" && c["protocol"] == proto && c["query"]["token"] == token

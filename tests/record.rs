@@ -8,8 +8,7 @@ use common::*;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -62,14 +61,6 @@ fn strict_tags(data: &[u8]) -> (usize, usize) {
         pos = end;
     }
     (tags, data.len() - pos)
-}
-
-fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + WAIT;
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out: {what}");
-        thread::sleep(Duration::from_millis(50));
-    }
 }
 
 #[test]
@@ -171,7 +162,7 @@ fn recording_in_progress(server: &Server, room: &str) -> (std::process::Child, P
     let push = push_looped(&server.rtmp_url(&format!("live/{room}")), &test_media());
     let root = server.dir().join("rec");
     let mut file = None;
-    wait_for("the recording grows", || {
+    wait_until("the recording grows", WAIT, || {
         file = recordings(&root, "live").pop();
         file.as_ref()
             .and_then(|f| fs::metadata(f).ok())

@@ -12,15 +12,6 @@ use std::time::{Duration, Instant};
 /// Longest wait for a relayed stream to show up or go away.
 const WAIT: Duration = Duration::from_secs(30);
 
-/// Polls `cond` every 100 ms until it holds; panics with `what` after `timeout`.
-fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        thread::sleep(Duration::from_millis(100));
-    }
-}
-
 fn start(name: &str, extra: &[&str]) -> Server {
     let mut args = vec!["--shards", "2"];
     args.extend_from_slice(extra);

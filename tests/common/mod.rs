@@ -13,6 +13,7 @@ pub mod modern;
 pub mod rtmp;
 pub mod server;
 pub mod synth;
+pub mod wait;
 
 pub use ffmpeg::{
     count_video_frames, ffmpeg_available, ffprobe_streams, push, push_looped, record,
@@ -29,3 +30,4 @@ pub use synth::{
     aac_frame, aac_sequence_header, avc_frame, avc_frame_sized, avc_sequence_header, frame_seq,
     is_keyframe, metadata,
 };
+pub use wait::wait_until;
