@@ -2,7 +2,8 @@
 //! "HVCC") and the length-prefixed to Annex-B conversion (ITU-T H.265 Annex B). As for AVC,
 //! every access unit starts with an access unit delimiter (NAL type 35) and every IRAP
 //! picture (NAL types 16-23) is preceded by the VPS, SPS and PPS, so each segment decodes on
-//! its own. The HEVC stream type in MPEG-TS is 0x24 (ISO/IEC 13818-1 table 2-34).
+//! its own, and by the record's prefix SEI (HDR mastering display and content light levels
+//! travel there), as FFmpeg's `hevc_mp4toannexb` does. The HEVC stream type in MPEG-TS is 0x24 (ISO/IEC 13818-1 table 2-34).
 
 use super::avc::{nal_units, write_nal, MediaError, Reader};
 
@@ -12,6 +13,7 @@ const NAL_VPS: u8 = 32;
 const NAL_SPS: u8 = 33;
 const NAL_PPS: u8 = 34;
 const NAL_AUD: u8 = 35;
+const NAL_PREFIX_SEI: u8 = 39;
 
 /// Access unit delimiter: NAL header (type 35, layer 0, nuh_temporal_id_plus1 1), then pic_type 2
 /// (I, P and B slices may follow) and the RBSP stop bit.
@@ -22,8 +24,11 @@ const AUD: [u8; 3] = [NAL_AUD << 1, 0x01, 0x50];
 pub struct HevcConfig {
     /// Size of the big-endian NAL length prefix in samples (1, 2 or 4 bytes).
     pub nal_length_size: u8,
-    /// VPS, SPS and PPS NAL units, in that order (other arrays, e.g. SEI, are ignored).
+    /// VPS, SPS and PPS NAL units, in that order.
     pub parameter_sets: Vec<Vec<u8>>,
+    /// Prefix SEI NAL units (type 39). Suffix SEI and other arrays are left out: they
+    /// cannot come before a picture's slices.
+    pub prefix_sei: Vec<Vec<u8>>,
 }
 
 impl HevcConfig {
@@ -37,7 +42,7 @@ impl HevcConfig {
             return Err(MediaError::Invalid("HEVC NAL length size"));
         }
         let arrays = r.u8("HEVC array count")?;
-        let mut by_type: [Vec<Vec<u8>>; 3] = Default::default();
+        let mut by_type: [Vec<Vec<u8>>; 4] = Default::default();
         for _ in 0..arrays {
             let nal_type = r.u8("HEVC array")? & 0x3f;
             let count = r.u16("HEVC NAL count")?;
@@ -48,6 +53,7 @@ impl HevcConfig {
                     NAL_VPS => 0,
                     NAL_SPS => 1,
                     NAL_PPS => 2,
+                    NAL_PREFIX_SEI => 3,
                     _ => continue,
                 };
                 if !nal.is_empty() {
@@ -55,9 +61,11 @@ impl HevcConfig {
                 }
             }
         }
+        let [vps, sps, pps, prefix_sei] = by_type;
         Ok(HevcConfig {
             nal_length_size,
-            parameter_sets: by_type.into_iter().flatten().collect(),
+            parameter_sets: [vps, sps, pps].into_iter().flatten().collect(),
+            prefix_sei,
         })
     }
 }
@@ -75,8 +83,9 @@ pub fn is_irap(sample: &[u8], cfg: &HevcConfig) -> bool {
 
 /// Convert one HEVC sample to an Annex-B access unit appended to `out`: an AUD first
 /// (in-band AUDs dropped), then every NAL unit with a 4-byte start code, the configuration's
-/// VPS/SPS/PPS inserted before the first IRAP slice unless the sample carries its own.
-/// On error `out` is left as it was.
+/// VPS/SPS/PPS inserted before the first IRAP slice unless the sample carries its own, and
+/// its prefix SEI right before that slice (after the sample's own parameter sets and SEI),
+/// unless the sample carries the same NAL unit. On error `out` is left as it was.
 pub fn to_annex_b(sample: &[u8], cfg: &HevcConfig, out: &mut Vec<u8>) -> Result<(), MediaError> {
     let size = usize::from(cfg.nal_length_size);
     if !matches!(size, 1 | 2 | 4) {
@@ -84,8 +93,8 @@ pub fn to_annex_b(sample: &[u8], cfg: &HevcConfig, out: &mut Vec<u8>) -> Result<
     }
     // Which of VPS, SPS, PPS the sample carries in-band: only the others are inserted (an
     // IRAP with just an in-band PPS still needs the configuration's VPS and SPS).
-    // They go before the first parameter set or slice of an IRAP sample, so a PPS never comes
-    // before the SPS it refers to.
+    // They go before the first parameter set, prefix SEI or slice of an IRAP sample, so a
+    // PPS never comes before the SPS it refers to.
     let irap = |t: u8| (NAL_IRAP_FIRST..=NAL_IRAP_LAST).contains(&t);
     let (mut in_band, mut has_irap, mut payload) = ([false; 3], false, 0usize);
     for nal in nal_units(sample, size) {
@@ -98,18 +107,28 @@ pub fn to_annex_b(sample: &[u8], cfg: &HevcConfig, out: &mut Vec<u8>) -> Result<
     }
     out.reserve(payload.saturating_add(4 + AUD.len()));
     write_nal(out, &AUD);
-    let mut inserted = !has_irap;
+    let (mut params_inserted, mut sei_inserted) = (!has_irap, !has_irap);
     for nal in nal_units(sample, size).flatten() {
         let t = nal_type(nal);
         if t == NAL_AUD {
             continue;
         }
-        if !inserted && (irap(t) || param_index(t).is_some()) {
-            inserted = true;
+        // Parameter sets first: before the sample's own prefix SEI, which may refer to them.
+        let leading = irap(t) || t == NAL_PREFIX_SEI || param_index(t).is_some();
+        if !params_inserted && leading {
+            params_inserted = true;
             cfg.parameter_sets
                 .iter()
                 .filter(|p| param_index(nal_type(p)).is_some_and(|i| !in_band[i]))
                 .for_each(|p| write_nal(out, p));
+        }
+        if !sei_inserted && irap(t) {
+            sei_inserted = true;
+            let own = |sei: &[u8]| nal_units(sample, size).flatten().any(|n| n == sei);
+            cfg.prefix_sei
+                .iter()
+                .filter(|sei| !own(sei))
+                .for_each(|sei| write_nal(out, sei));
         }
         write_nal(out, nal);
     }
@@ -169,11 +188,51 @@ mod tests {
         s
     }
 
+    /// The prefix SEI array of `record(true)`: NAL header 0x4e01 (type 39), no payload.
+    const SEI: [u8; 2] = [0x4e, 0x01];
+
     #[test]
     fn real_record_parses() {
         let c = HevcConfig::parse(&record(true)).unwrap();
         assert_eq!(c.nal_length_size, 4);
         assert_eq!(c.parameter_sets, vec![hex(VPS), hex(SPS), hex(PPS)]);
+        assert_eq!(c.prefix_sei, vec![SEI.to_vec()]);
+        assert!(HevcConfig::parse(&record(false)).unwrap().prefix_sei.is_empty());
+    }
+
+    #[test]
+    fn the_records_prefix_sei_goes_right_before_the_irap_slice_once() {
+        let c = HevcConfig::parse(&record(true)).unwrap();
+        let idr = [0x28, 0x01, 0xac, 0x21];
+        let own_pps = [0x44, 0x01, 0xc1, 0x99];
+        let expect = |nals: &[&[u8]]| {
+            let mut want = vec![0, 0, 0, 1, 0x46, 0x01, 0x50];
+            for n in nals {
+                want.extend_from_slice(&[0, 0, 0, 1]);
+                want.extend_from_slice(n);
+            }
+            want
+        };
+        let mut out = Vec::new();
+        to_annex_b(&sample(&[&own_pps, &idr]), &c, &mut out).unwrap();
+        let (vps, sps) = (hex(VPS), hex(SPS));
+        assert_eq!(
+            out,
+            expect(&[&vps, &sps, &own_pps, &SEI, &idr]),
+            "after the sample's own parameter set, before the slice"
+        );
+        out.clear();
+        to_annex_b(&sample(&[&SEI, &idr]), &c, &mut out).unwrap();
+        let pps = hex(PPS);
+        assert_eq!(
+            out,
+            expect(&[&vps, &sps, &pps, &SEI, &idr]),
+            "not twice when the sample carries it"
+        );
+        out.clear();
+        let trail = [0x02, 0x01, 0xd0];
+        to_annex_b(&sample(&[&trail]), &c, &mut out).unwrap();
+        assert_eq!(out, expect(&[&trail]), "not before other pictures");
     }
 
     #[test]
