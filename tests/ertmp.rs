@@ -125,15 +125,27 @@ fn read_back(clip: Clip) {
         CLIP_FRAMES,
     );
 
-    // HLS: HEVC and AAC go into MPEG-TS; Opus, AV1 and VP9 do not (logged once).
-    let hls_audio = (audio == "aac").then_some("aac");
+    // HLS: HEVC, AAC, AC-3 and E-AC-3 go into MPEG-TS; Opus, FLAC, AV1 and VP9 do not
+    // (logged once).
+    let hls_audio = ["aac", "ac3", "eac3"].contains(&audio).then_some(audio);
     if video == "hevc" {
         let ts = hls_recording(&server, &room);
         decode(&ts.to_string_lossy(), READ_TIMEOUT_S).check("HLS", "hevc", hls_audio, CLIP_FRAMES);
+    } else if let Some(audio) = hls_audio {
+        // Audio-only HLS.
+        let ts = hls_recording(&server, &room);
+        let got = decode(&ts.to_string_lossy(), READ_TIMEOUT_S);
+        assert!(
+            got.video().is_none(),
+            "HLS without video: {:?}",
+            got.streams
+        );
+        let codec = Decoded::codec_of(got.audio());
+        assert_eq!(codec.as_deref(), Some(audio), "{}", got.stderr);
     }
     let not_over_hls: Vec<&str> = [video, audio]
         .into_iter()
-        .filter(|c| ["av1", "vp9", "opus", "flac", "ac3", "eac3"].contains(c))
+        .filter(|c| ["av1", "vp9", "opus", "flac"].contains(c))
         .collect();
     for codec in not_over_hls {
         let lines = server
@@ -296,10 +308,12 @@ fn late_joiner(clip: Clip) {
     );
 
     // Stats and metrics.
-    let hls = match (video, audio) {
-        ("hevc", "aac") => "yes",
-        ("hevc", _) => "video only",
-        _ => "not available over HLS",
+    let audio_over_hls = ["aac", "ac3", "eac3"].contains(&audio);
+    let hls = match (video == "hevc", audio_over_hls) {
+        (true, true) => "yes",
+        (true, false) => "video only",
+        (false, true) => "audio only",
+        (false, false) => "not available over HLS",
     };
     wait_until("livestat names the codecs", WAIT, || {
         let (_, body) = api_json(&server, &format!("/stat/livestat?room=live/{room}"));
@@ -307,7 +321,7 @@ fn late_joiner(clip: Clip) {
         p["video_codec"] == video && p["audio_codec"] == audio && p["hls"] == hls
     });
     let over_hls = |c: &str| {
-        if ["hevc", "aac"].contains(&c) {
+        if ["hevc", "aac", "ac3", "eac3"].contains(&c) {
             "yes"
         } else {
             "no"
@@ -365,7 +379,7 @@ fn vp9_opus_over_rtmp_httpflv_and_recording() {
 }
 
 #[test]
-fn hevc_ac3_over_rtmp_httpflv_recording_and_hls_video_only() {
+fn hevc_ac3_over_rtmp_httpflv_recording_and_hls() {
     read_back(Clip::HevcAc3);
 }
 
@@ -375,7 +389,7 @@ fn av1_flac_over_rtmp_httpflv_and_recording() {
 }
 
 #[test]
-fn vp9_eac3_over_rtmp_httpflv_and_recording() {
+fn vp9_eac3_over_rtmp_httpflv_recording_and_hls_audio_only() {
     read_back(Clip::Vp9Eac3);
 }
 

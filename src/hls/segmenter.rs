@@ -69,7 +69,9 @@ pub struct Segmenter {
     muxer: Option<TsMuxer>,
     avc: Option<VideoConfig>,
     aac: Option<AacConfig>,
-    mp3: Option<StreamType>,
+    /// The stream type of audio whose frames go into PES as they come (MP3, AC-3, E-AC-3),
+    /// known from its first frame.
+    passthrough: Option<StreamType>,
     open: Option<Open>,
     done: VecDeque<Segment>,
     /// Discontinuities carried by segments no longer held (for DISCONTINUITY-SEQUENCE).
@@ -103,7 +105,7 @@ impl Segmenter {
             muxer: None,
             avc: None,
             aac: None,
-            mp3: None,
+            passthrough: None,
             open: None,
             done: VecDeque::new(),
             dropped_discontinuities: 0,
@@ -124,7 +126,7 @@ impl Segmenter {
         self.ended = false;
         self.avc = None;
         self.aac = None;
-        self.mp3 = None;
+        self.passthrough = None;
         self.muxer = None;
     }
 
@@ -226,10 +228,25 @@ impl Segmenter {
                 if tag.packet != AudioPacket::CodedFrames {
                     return false;
                 }
-                if self.mp3.is_none() {
-                    self.mp3 = mpa::MpaHeader::parse(tag.data)
+                if self.passthrough.is_none() {
+                    self.passthrough = mpa::MpaHeader::parse(tag.data)
                         .ok()
                         .map(|h| h.stream_type());
+                }
+                self.scratch.extend_from_slice(tag.data);
+            }
+            // E-RTMP `ac-3`/`ec-3` coded frames are whole syncframes (ATSC A/52 5.3), which
+            // MPEG-TS carries as they are (A/52 Annex A, stream types 0x81 and 0x87).
+            Codec::Ac3 | Codec::Eac3 => {
+                const SYNCWORD: [u8; 2] = [0x0B, 0x77];
+                if tag.packet != AudioPacket::CodedFrames || !tag.data.starts_with(&SYNCWORD) {
+                    return false;
+                }
+                if self.passthrough.is_none() {
+                    self.passthrough = Some(match tag.codec {
+                        Codec::Ac3 => StreamType::Ac3,
+                        _ => StreamType::Eac3,
+                    });
                 }
                 self.scratch.extend_from_slice(tag.data);
             }
@@ -262,7 +279,7 @@ impl Segmenter {
         let audio = if self.aac.is_some() {
             Some(StreamType::Aac)
         } else {
-            self.mp3
+            self.passthrough
         };
         Tracks {
             video: self.avc.as_ref().map(VideoConfig::stream_type),

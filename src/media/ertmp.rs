@@ -110,7 +110,10 @@ impl Codec {
 
     /// Whether shardcast's HLS (MPEG-TS) output carries this codec.
     pub fn over_hls(self) -> bool {
-        matches!(self, Codec::H264 | Codec::Hevc | Codec::Aac | Codec::Mp3)
+        matches!(
+            self,
+            Codec::H264 | Codec::Hevc | Codec::Aac | Codec::Mp3 | Codec::Ac3 | Codec::Eac3
+        )
     }
 }
 

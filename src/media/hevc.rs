@@ -197,7 +197,10 @@ mod tests {
         assert_eq!(c.nal_length_size, 4);
         assert_eq!(c.parameter_sets, vec![hex(VPS), hex(SPS), hex(PPS)]);
         assert_eq!(c.prefix_sei, vec![SEI.to_vec()]);
-        assert!(HevcConfig::parse(&record(false)).unwrap().prefix_sei.is_empty());
+        assert!(HevcConfig::parse(&record(false))
+            .unwrap()
+            .prefix_sei
+            .is_empty());
     }
 
     #[test]

@@ -2,8 +2,9 @@
 //! PCR and continuity counters for one program with at most one video and one audio track.
 //!
 //! Layout: program 1 on PMT PID [`PID_PMT`] (0x1000, ffmpeg's choice; livego used 0x1001),
-//! video on [`PID_VIDEO`] (stream id 0xE0), audio on [`PID_AUDIO`] (stream id 0xC0). The
-//! PCR PID is the video PID when the stream has video, else the audio PID.
+//! video on [`PID_VIDEO`] (stream id 0xE0), audio on [`PID_AUDIO`] (stream id 0xC0; 0xBD,
+//! private_stream_1, for AC-3 and E-AC-3 as ATSC A/52 Annex A carries them). The PCR PID is
+//! the video PID when the stream has video, else the audio PID.
 //!
 //! PCR rule (2.7.2 requires at most 100 ms between PCRs): the PCR value is the DTS of the
 //! PES it precedes, extension 0 (no decoder delay offset, as livego: HLS players buffer whole
@@ -60,6 +61,31 @@ pub enum StreamType {
     H264 = 0x1B,
     /// H.265/HEVC in Annex-B byte stream.
     H265 = 0x24,
+    /// AC-3 syncframes (ATSC A/52 Annex A; Apple's HLS spec uses it for Dolby Digital).
+    Ac3 = 0x81,
+    /// E-AC-3 syncframes (ATSC A/52 Annex G).
+    Eac3 = 0x87,
+}
+
+impl StreamType {
+    /// The registration descriptor (2.6.8) format identifier the PMT gives this type: the
+    /// user-private AC-3 types are identified by it (ATSC A/52 Annex A.4).
+    fn format_identifier(self) -> Option<&'static [u8; 4]> {
+        match self {
+            StreamType::Ac3 => Some(b"AC-3"),
+            StreamType::Eac3 => Some(b"EAC3"),
+            _ => None,
+        }
+    }
+
+    /// The PES `stream_id` of this type on `track`.
+    fn pes_stream_id(self, track: Track) -> u8 {
+        match (track, self) {
+            (Track::Video, _) => 0xE0,
+            (Track::Audio, StreamType::Ac3 | StreamType::Eac3) => 0xBD,
+            (Track::Audio, _) => 0xC0,
+        }
+    }
 }
 
 /// The tracks a stream really has; the PMT declares exactly these.
@@ -85,11 +111,15 @@ impl Track {
         }
     }
 
-    fn stream_id(self) -> u8 {
-        match self {
-            Track::Video => 0xE0,
-            Track::Audio => 0xC0,
-        }
+    /// The PES `stream_id` of this track when its stream type is `kind`.
+    fn stream_id(self, kind: Option<StreamType>) -> u8 {
+        kind.map_or(
+            match self {
+                Track::Video => 0xE0,
+                Track::Audio => 0xC0,
+            },
+            |k| k.pes_stream_id(self),
+        )
     }
 }
 
@@ -200,6 +230,15 @@ impl TsMuxer {
         self.tracks
     }
 
+    /// The PES `stream_id` of `track` as declared.
+    fn stream_id(&self, track: Track) -> u8 {
+        let kind = match track {
+            Track::Video => self.tracks.video,
+            Track::Audio => self.tracks.audio,
+        };
+        track.stream_id(kind)
+    }
+
     /// Change the declared tracks (e.g. audio appeared late); the PMT `version_number` is
     /// bumped, and the next [`TsMuxer::write_tables`] announces the new PMT.
     pub fn set_tracks(&mut self, tracks: Tracks) {
@@ -244,7 +283,7 @@ impl TsMuxer {
         out.reserve((data.len() / PAYLOAD_LEN + 2) * PACKET_LEN);
         let timestamps = PesTimestamps { pts, dts };
         if track == Track::Video {
-            let header = pes_header(track, Some(timestamps), data.len());
+            let header = pes_header(self.stream_id(track), Some(timestamps), data.len());
             self.write_packets(track.pid(), first, &header, data, out);
             return;
         }
@@ -255,7 +294,7 @@ impl TsMuxer {
         loop {
             let room = PES_MAX_LEN - pes_header_tail_len(timestamps);
             let (chunk, tail) = rest.split_at(rest.len().min(room));
-            let header = pes_header(track, timestamps, chunk.len());
+            let header = pes_header(self.stream_id(track), timestamps, chunk.len());
             self.write_packets(track.pid(), adaptation, &header, chunk, out);
             rest = tail;
             if rest.is_empty() {
@@ -430,9 +469,9 @@ struct PesTimestamps {
 
 /// A PES header (2.4.3.6) for `data_len` payload bytes. `PES_packet_length` is exact when it
 /// fits, else 0 (only reached for video).
-fn pes_header(track: Track, timestamps: Option<PesTimestamps>, data_len: usize) -> Vec<u8> {
+fn pes_header(stream_id: u8, timestamps: Option<PesTimestamps>, data_len: usize) -> Vec<u8> {
     let mut h = Vec::with_capacity(19);
-    h.extend_from_slice(&[0, 0, 1, track.stream_id(), 0, 0]);
+    h.extend_from_slice(&[0, 0, 1, stream_id, 0, 0]);
     match timestamps {
         None => h.extend_from_slice(&[0x80, 0x00, 0x00]),
         Some(t) if t.pts == t.dts => {
@@ -492,18 +531,20 @@ fn pat_section() -> Vec<u8> {
     with_crc(section)
 }
 
-/// PMT (2.4.4.8) for program 1 declaring the existing tracks, no descriptors.
+/// PMT (2.4.4.8) for program 1 declaring the existing tracks; a registration descriptor
+/// for the types that need one (AC-3, E-AC-3).
 fn pmt_section(tracks: Tracks, version: u8, pcr_pid: u16) -> Vec<u8> {
     let streams = [(tracks.video, PID_VIDEO), (tracks.audio, PID_AUDIO)];
     let streams = streams
         .iter()
         .filter_map(|(t, pid)| Some((t.as_ref()?, *pid)));
-    let count = streams.clone().count();
+    let es_info_len = |t: &StreamType| t.format_identifier().map_or(0, |_| 6);
+    let entries: usize = streams.clone().map(|(t, _)| 5 + es_info_len(t)).sum();
     let pcr = pcr_pid.to_be_bytes();
     let mut s = vec![
         0x02, // table_id
         0xB0,
-        (13 + 5 * count) as u8, // section_length
+        (13 + entries) as u8, // section_length
         0x00,
         0x01, // program_number
         0xC1 | (version & 0x1F) << 1,
@@ -516,7 +557,13 @@ fn pmt_section(tracks: Tracks, version: u8, pcr_pid: u16) -> Vec<u8> {
     ];
     for (stream_type, pid) in streams {
         let pid = pid.to_be_bytes();
-        s.extend_from_slice(&[*stream_type as u8, 0xE0 | pid[0], pid[1], 0xF0, 0x00]);
+        let info = es_info_len(stream_type) as u8;
+        s.extend_from_slice(&[*stream_type as u8, 0xE0 | pid[0], pid[1], 0xF0, info]);
+        if let Some(id) = stream_type.format_identifier() {
+            // registration_descriptor: tag 5, length 4, format_identifier.
+            s.extend_from_slice(&[0x05, 4]);
+            s.extend_from_slice(id);
+        }
     }
     with_crc(s)
 }
@@ -764,6 +811,35 @@ mod tests {
 
         let none = pmt_of(Tracks::default());
         assert_eq!(&none[8..10], &[0xFF, 0xFF], "no PCR PID");
+    }
+
+    #[test]
+    fn ac3_and_eac3_have_their_atsc_types_descriptors_and_private_stream_1() {
+        for (kind, stream_type, id) in [
+            (StreamType::Ac3, 0x81, b"AC-3"),
+            (StreamType::Eac3, 0x87, b"EAC3"),
+        ] {
+            let tracks = Tracks {
+                video: Some(StreamType::H265),
+                audio: Some(kind),
+            };
+            let pmt = pmt_of(tracks);
+            // HEVC entry (5 bytes), then the audio entry with a 6-byte registration
+            // descriptor (ATSC A/52 Annex A.4), as FFmpeg writes them.
+            assert_eq!(pmt[2], 13 + 5 + 11, "section_length");
+            assert_eq!(&pmt[12..17], &[0x24, 0xE1, 0x00, 0xF0, 0x00]);
+            assert_eq!(&pmt[17..22], &[stream_type, 0xE1, 0x01, 0xF0, 0x06]);
+            assert_eq!(&pmt[22..24], &[0x05, 0x04]);
+            assert_eq!(&pmt[24..28], id);
+            let mut mux = TsMuxer::new(tracks);
+            let mut out = Vec::new();
+            mux.write_pes(Track::Audio, 0, 0, false, &[0x0B, 0x77, 1, 2], &mut out);
+            let pes = pes_of(&parse(&out), PID_AUDIO);
+            assert_eq!(&pes[0][..4], &[0, 0, 1, 0xBD], "private_stream_1");
+            out.clear();
+            mux.write_pes(Track::Video, 0, 0, true, &[0; 8], &mut out);
+            assert_eq!(&pes_of(&parse(&out), PID_VIDEO)[0][..4], &[0, 0, 1, 0xE0]);
+        }
     }
 
     #[test]

@@ -267,5 +267,8 @@ fn what_hls_carries() {
         "not available over HLS"
     );
     assert_eq!(c(Some(Codec::Vp9), None).hls(), "not available over HLS");
+    assert_eq!(c(Some(Codec::Hevc), Some(Codec::Ac3)).hls(), "yes");
+    assert_eq!(c(Some(Codec::Vp9), Some(Codec::Eac3)).hls(), "audio only");
+    assert_eq!(c(Some(Codec::Hevc), Some(Codec::Flac)).hls(), "video only");
     assert_eq!(c(None, None).hls(), "not yet known");
 }
