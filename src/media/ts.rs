@@ -77,15 +77,6 @@ impl StreamType {
             _ => None,
         }
     }
-
-    /// The PES `stream_id` of this type on `track`.
-    fn pes_stream_id(self, track: Track) -> u8 {
-        match (track, self) {
-            (Track::Video, _) => 0xE0,
-            (Track::Audio, StreamType::Ac3 | StreamType::Eac3) => 0xBD,
-            (Track::Audio, _) => 0xC0,
-        }
-    }
 }
 
 /// The tracks a stream really has; the PMT declares exactly these.
@@ -111,15 +102,14 @@ impl Track {
         }
     }
 
-    /// The PES `stream_id` of this track when its stream type is `kind`.
+    /// The PES `stream_id` of this track when its stream type is `kind`: AC-3 and E-AC-3 go
+    /// on private_stream_1 (ATSC A/52 Annex A), other audio on the first MPEG audio id.
     fn stream_id(self, kind: Option<StreamType>) -> u8 {
-        kind.map_or(
-            match self {
-                Track::Video => 0xE0,
-                Track::Audio => 0xC0,
-            },
-            |k| k.pes_stream_id(self),
-        )
+        match (self, kind) {
+            (Track::Video, _) => 0xE0,
+            (Track::Audio, Some(StreamType::Ac3 | StreamType::Eac3)) => 0xBD,
+            (Track::Audio, _) => 0xC0,
+        }
     }
 }
 
