@@ -417,6 +417,13 @@ fn rtmp_connect_is_decided_by_the_hook() {
         .as_str()
         .unwrap()
         .ends_with("/live?token=good"));
+    // A long query (past the 1,024 bytes of tcUrl kept for stats) reaches the hook whole.
+    let long = format!("pad={}&token=good", "x".repeat(2000));
+    connect(&long).expect("the token at the end of a long query is seen");
+    let call = hook.wait_for("on_connect with a long query", |c| {
+        c["query"]["pad"].as_str().is_some_and(|p| p.len() == 2000)
+    });
+    assert_eq!(call["query"]["token"], "good");
 }
 
 /// A real encoder (ffmpeg) pushes with a token; HTTP-FLV and HLS viewers are allowed and

@@ -326,13 +326,15 @@ impl RtmpConn {
         }
         *self.tc_url.borrow_mut() = kept;
         if self.st.hooks.has(&app, Action::Connect) {
-            // The client's query rides on the app ("live?token=x"), so on the tcUrl.
-            let query = self
-                .tc_url
-                .borrow()
-                .split_once('?')
-                .map(|(_, q)| q.to_owned());
-            let ev = self.hook_event(&app, String::new(), query.unwrap_or_default());
+            // The client's query rides on the app ("live?token=x"), so on the tcUrl: taken from
+            // the whole tcUrl (the kept one is cut for stats), at most as long as an HTTP
+            // viewer's request head may be.
+            let mut query = tc_url.split_once('?').map_or("", |(_, q)| q);
+            let limit = self.st.cfg.http_max_header_bytes;
+            if query.len() > limit {
+                query = &query[..query.floor_char_boundary(limit)];
+            }
+            let ev = self.hook_event(&app, String::new(), query.to_owned());
             if let Decision::Deny { reason, .. } = self.st.hooks.decide(Action::Connect, &ev).await
             {
                 self.session
