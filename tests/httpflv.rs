@@ -181,10 +181,17 @@ fn unknown_streams_preflight_head_and_streams_list() {
     let mut publisher = RtmpClient::connect(server.rtmp_addr(), "live").unwrap();
     publisher.publish(&key).unwrap();
     publish_frames(&mut publisher, 0, 3, 0);
-    let (status, _, body) = http_get(addr, "/streams");
-    assert_eq!(status, 200);
-    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
-    assert_eq!(v["publishers"][0]["key"], "live/listed");
+    let streams = || {
+        let (status, _, body) = http_get(addr, "/streams");
+        assert_eq!(status, 200);
+        serde_json::from_slice::<serde_json::Value>(&body).unwrap()
+    };
+    assert_eq!(streams()["publishers"][0]["key"], "live/listed");
+    // The codecs, once the stream's home shard has seen its first frames.
+    wait_until("/streams names the codecs", WAIT, || {
+        let p = &streams()["publishers"][0];
+        p["video_codec"] == "h264" && p["audio_codec"] == "aac"
+    });
     let mut head = http_open(addr, "HEAD", "/live/listed.flv", &[]).unwrap();
     assert_eq!(head.status, 200);
     assert_eq!(head.header("Content-Type"), Some("video/x-flv"));

@@ -63,15 +63,15 @@ impl Directory {
         self.live.read().ok()?.get(key).copied()
     }
 
-    /// Keys of every live stream, sorted.
-    pub fn keys(&self) -> Vec<String> {
-        let mut keys: Vec<String> = self
+    /// Every live stream with what is known of it, sorted by key.
+    pub fn entries(&self) -> Vec<(String, StreamInfo)> {
+        let mut entries: Vec<(String, StreamInfo)> = self
             .live
             .read()
-            .map(|l| l.keys().cloned().collect())
+            .map(|l| l.iter().map(|(k, v)| (k.clone(), *v)).collect())
             .unwrap_or_default();
-        keys.sort();
-        keys
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        entries
     }
 }
 
@@ -93,7 +93,9 @@ mod tests {
             },
         );
         assert!(d.get("live/a").unwrap().has_audio);
-        assert_eq!(d.keys(), vec!["live/a", "live/b"]);
+        let keys: Vec<String> = d.entries().into_iter().map(|(k, _)| k).collect();
+        assert_eq!(keys, ["live/a", "live/b"]);
+        assert!(d.entries()[0].1.has_audio);
         d.remove("live/a");
         assert_eq!(d.get("live/a"), None);
     }
@@ -107,6 +109,7 @@ mod tests {
         assert!(d.claim("live/a", 2), "a republish of a live stream");
         d.remove("live/b");
         assert!(d.claim("live/c", 2));
-        assert_eq!(d.keys(), vec!["live/a", "live/c"]);
+        let keys: Vec<String> = d.entries().into_iter().map(|(k, _)| k).collect();
+        assert_eq!(keys, ["live/a", "live/c"]);
     }
 }

@@ -221,13 +221,22 @@ fn route(st: &ShardState, req: &Request) -> Route {
     }
 }
 
-/// livego's `GET /streams`: the live streams (players are listed by `/stat/livestat`).
+/// livego's `GET /streams`: the live streams (players are listed by `/stat/livestat`), each
+/// with its codecs once known (`null` before its first frame says).
 fn streams(st: &ShardState) -> Response {
+    let name = |c: Option<crate::media::Codec>| c.map(crate::media::Codec::name);
     let publishers: Vec<serde_json::Value> = st
         .directory
-        .keys()
+        .entries()
         .into_iter()
-        .map(|k| serde_json::json!({ "key": k, "id": k }))
+        .map(|(k, info)| {
+            serde_json::json!({
+                "key": k,
+                "id": k,
+                "video_codec": name(info.video_codec),
+                "audio_codec": name(info.audio_codec),
+            })
+        })
         .collect();
     Response::json(
         200,
