@@ -117,6 +117,10 @@ impl HookClient {
     /// [`Self::decide`] for an event of `shard` (an HLS session started there).
     pub async fn decide_as(&self, action: Action, ev: &HookEvent, shard: usize) -> Decision {
         let urls = self.cfg.hook_urls(&ev.app, action);
+        if urls.is_empty() {
+            // No hook: nothing to build (every HTTP-FLV play comes through here).
+            return Decision::Allow { room: None };
+        }
         let body = ev.body(action, shard, &self.server_id);
         let deadline = Instant::now() + self.timeout();
         let mut room = None;
