@@ -674,12 +674,14 @@ fn hls_viewers_get_on_stop_when_they_stop_or_are_refused() {
         &["limit=\"hooks.max_hls_sessions\""],
         1,
     );
+    wait_metric(&server, "shardcast_hls_hook_sessions", &[], 1);
     // Left alone, it ends after its idle time, and the place is free again.
     let second = plays[2].clone();
     let stop = hook.wait_for("on_stop of the idle viewer", |c| {
         c["action"] == "on_stop" && id_of(c) == second
     });
     assert_eq!(stop["query"]["token"], "revocable");
+    wait_metric(&server, "shardcast_hls_hook_sessions", &[], 0);
 
     // A real player over several re-checks.
     let url = format!("{}?token=good", server.hls_url("live/show.m3u8"));

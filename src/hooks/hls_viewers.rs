@@ -151,17 +151,28 @@ impl HlsViewers {
         self.sessions.remove(&key).map(|s| (s.shard, s.ev))
     }
 
-    /// End `shard`'s sessions with no request for `idle`.
-    pub fn expire(&mut self, shard: usize, now: Instant, idle: Duration) -> Vec<HookEvent> {
-        let mut ended = Vec::new();
+    /// End `shard`'s sessions with no request for `idle`: their events, and how many
+    /// sessions `shard` still has.
+    pub fn expire(
+        &mut self,
+        shard: usize,
+        now: Instant,
+        idle: Duration,
+    ) -> (Vec<HookEvent>, usize) {
+        let (mut ended, mut held) = (Vec::new(), 0);
         self.sessions.retain(|_, s| {
-            let quiet = s.shard == shard && now.saturating_duration_since(s.last_seen) >= idle;
+            if s.shard != shard {
+                return true;
+            }
+            let quiet = now.saturating_duration_since(s.last_seen) >= idle;
             if quiet {
                 ended.push(std::mem::take(&mut s.ev));
+            } else {
+                held += 1;
             }
             !quiet
         });
-        ended
+        (ended, held)
     }
 }
 
@@ -203,7 +214,7 @@ mod tests {
             let at = t0 + Duration::from_secs(i * 3);
             assert_eq!(t.seen(&v, at), Seen::Allowed);
             // Reloading keeps it: nothing expires while requests come.
-            assert!(t.expire(0, at, IDLE).is_empty());
+            assert_eq!(t.expire(0, at, IDLE), (vec![], 1));
         }
         assert_eq!(t.len(), 1);
     }
@@ -215,15 +226,14 @@ mod tests {
         let t0 = Instant::now();
         t.allow(&v, event(7), 1, t0, LASTS).unwrap();
         let later = t0 + IDLE;
-        assert!(
-            t.expire(0, later, IDLE).is_empty(),
+        assert_eq!(
+            t.expire(0, later, IDLE),
+            (vec![], 0),
             "another shard's session"
         );
-        assert!(t
-            .expire(1, later - Duration::from_millis(1), IDLE)
-            .is_empty());
-        let ended = t.expire(1, later, IDLE);
-        assert_eq!(ended, vec![event(7)]);
+        let early = later - Duration::from_millis(1);
+        assert_eq!(t.expire(1, early, IDLE), (vec![], 1), "still held");
+        assert_eq!(t.expire(1, later, IDLE), (vec![event(7)], 0));
         assert!(t.is_empty());
         assert_eq!(t.seen(&v, later), Seen::New, "coming back is a new viewer");
     }
@@ -259,7 +269,7 @@ mod tests {
         assert_eq!(t.allow(&v, event(1), 0, t0, LASTS), Ok(None));
         assert_eq!(t.allow(&v, event(2), 1, t0, LASTS), Ok(Some((1, event(2)))));
         assert_eq!(t.len(), 1);
-        assert_eq!(t.expire(0, t0 + IDLE, IDLE), vec![event(1)]);
+        assert_eq!(t.expire(0, t0 + IDLE, IDLE), (vec![event(1)], 0));
     }
 
     #[test]

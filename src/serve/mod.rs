@@ -448,6 +448,8 @@ fn spawn_ticker(
             glommio::timer::sleep(Duration::from_secs(1)).await;
             st.hub.borrow_mut().tick();
             let (live_streams, streams, dropped_live) = st.hub.borrow().figures();
+            let now = std::time::Instant::now();
+            let hls_hook_sessions = st.hooks.expire_hls(now);
             let figures = HubFigures {
                 live_streams,
                 streams,
@@ -457,9 +459,8 @@ fn spawn_ticker(
                 mesh_received: received.get(),
                 pending_bytes: st.pending.used() as u64,
                 tasks: running_tasks(),
+                hls_hook_sessions,
             };
-            let now = std::time::Instant::now();
-            st.hooks.expire_hls(now);
             let mut report = st.stats.tick(now, figures);
             report.streams = st.hub.borrow().codecs();
             st.board.publish(report);

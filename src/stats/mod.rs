@@ -441,6 +441,8 @@ pub struct HubFigures {
     pub pending_bytes: u64,
     /// Tasks the shard runs (connections, writers, relays, recordings, timers).
     pub tasks: u64,
+    /// HLS viewers allowed by `on_play` whose session this shard started and follows.
+    pub hls_hook_sessions: u64,
 }
 
 /// The codecs of one live stream (from its home shard).

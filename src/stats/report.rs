@@ -308,6 +308,16 @@ pub fn metrics_text(reports: &[ShardReport], relays: &[(&str, &str, u64)]) -> St
         ),
         |r| r.hub.tasks,
     );
+    per_shard(
+        o,
+        reports,
+        (
+            "shardcast_hls_hook_sessions",
+            "gauge",
+            "HLS viewers allowed by on_play and followed until on_stop (all shards: at most hooks.max_hls_sessions).",
+        ),
+        |r| r.hub.hls_hook_sessions,
+    );
     hook_metrics(o, reports);
     relay_gauge(o, relays);
     out

@@ -323,13 +323,14 @@ impl HookClient {
     }
 
     /// Send `on_stop` for this shard's HLS viewers that stopped reloading their playlist
-    /// (called once a second).
-    pub fn expire_hls(self: &Rc<Self>, now: Instant) {
+    /// (called once a second). Returns how many HLS sessions the shard still has.
+    pub fn expire_hls(self: &Rc<Self>, now: Instant) -> u64 {
         let idle = self.cfg.hls_viewer_idle();
-        let ended = self.hls_viewers().expire(self.shard, now, idle);
+        let (ended, held) = self.hls_viewers().expire(self.shard, now, idle);
         for ev in &ended {
             self.notify(Action::Stop, ev);
         }
+        held as u64
     }
 
     pub fn hls_session_secs(&self) -> u64 {

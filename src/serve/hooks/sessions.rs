@@ -146,7 +146,7 @@ impl HookClient {
             .drain()
             .map(|(_, e)| (e.end, e.ev))
             .collect();
-        let hls = self
+        let (hls, _) = self
             .hls_viewers()
             .expire(self.shard, Instant::now(), Duration::ZERO);
         for (action, ev) in &open {
