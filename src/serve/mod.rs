@@ -331,7 +331,7 @@ async fn shard_main(ctx: shards::ShardContext<HubMsg>, shared: Shared, listeners
         ms => ms,
     };
     let _merge_flusher = spawn_merge_flusher(st.hub.clone(), flush_every);
-    let _hook_updater = st.hooks.spawn_updater();
+    let hook_updater = st.hooks.spawn_updater();
     let mut tasks = Vec::new();
     let wanted = [
         ("rtmp", Some(listeners.rtmp)),
@@ -364,6 +364,8 @@ async fn shard_main(ctx: shards::ShardContext<HubMsg>, shared: Shared, listeners
     // Stop accepting; returning ends the executor, which drops (closes) every connection.
     drop(tasks);
     drop(ticker);
+    // No on_update round while shutdown tells the ends: it would revoke what is ending.
+    drop(hook_updater);
     // Hook servers hear the end of what shutdown ends (on_unpublish, on_stop), then of the
     // recordings it closes (on_record_done), before the executor ends.
     st.hooks.end_all();
