@@ -1,13 +1,15 @@
 //! HTTP hooks, sans-IO: what a hook call sends and how its answer is read.
 //!
 //! A hook is an HTTP/1.1 `POST` of a JSON body ([`HookEvent::body`]) to an operator's URL
-//! ([`HookUrl`], `http://` only). For `on_connect`, `on_publish` and `on_play` the answer
-//! decides ([`Reply::verdict`]): any 2xx allows, anything else denies; a 2xx JSON object may
-//! carry `{"room": "..."}` to map a publish name to a room. The other actions are
-//! notifications whose answer is only counted. The socket side is `serve::hooks`.
+//! ([`HookUrl`], `http://` or `https://`). For `on_connect`, `on_publish`, `on_play` and
+//! `on_update` the answer decides ([`Reply::verdict`]): any 2xx allows, anything else denies;
+//! a 2xx JSON object may carry `{"room": "..."}` to map a publish name to a room. The other
+//! actions are notifications whose answer is only counted. The socket side is
+//! `serve::hooks`.
 //!
 //! Also here: the signed HLS session ids ([`SessionSigner`]) that let an HLS viewer be
-//! authorized once, and the playlist rewrite that carries them ([`playlist_with_session`]).
+//! authorized once, the playlist rewrite that carries them ([`playlist_with_session`]), and
+//! HLS viewers as virtual connections ([`hls_viewers`]).
 
 use hmac::{Hmac, Mac};
 use serde_json::{Map, Value};

@@ -107,7 +107,7 @@ async fn serve_request(
 }
 
 /// Ask the app's on_play hooks about a viewer (a refusal becomes a 403 with the reason). The
-/// event is returned for the viewer's on_stop.
+/// event is returned, with or without on_play hooks, for the viewer's on_stop and on_update.
 async fn play_hook(
     st: &Rc<ShardState>,
     route: Route,

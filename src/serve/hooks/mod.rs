@@ -4,8 +4,9 @@
 //! A call never blocks the shard: it is a future like any connection's, bounded by
 //! `hooks.timeout_ms` (a decision over all its URLs: waiting for a slot, resolving,
 //! connecting, sending, reading the answer) and by `hooks.max_in_flight` calls per shard.
-//! Decisions (`on_connect`, `on_publish`, `on_play`) are awaited by the connection that asked;
-//! notifications run as detached tasks, dropped (and counted) when no slot is free.
+//! Decisions (`on_connect`, `on_publish`, `on_play`) are awaited by the connection that asked,
+//! `on_update` by the shard's update round; notifications run as detached tasks, dropped (and
+//! counted) when no slot is free, except at shutdown, when they wait for one.
 //!
 //! Here: the client, decisions, notifications and the HLS sessions' calls. `sessions`: the
 //! open publishes and plays (their ends, `on_update`, shutdown). `exchange`: one call over the
@@ -49,7 +50,8 @@ pub(crate) struct HookClient {
     server_id: Arc<str>,
     slots: Rc<Semaphore>,
     stats: Rc<ShardStats>,
-    /// Signs HLS session ids (one key per process, so every shard checks any shard's ids).
+    /// Signs HLS session ids: one key for the process (every shard checks any shard's ids),
+    /// or for every node given the same `hooks.hls_session_key`.
     pub signer: Arc<SessionSigner>,
     /// HLS viewers allowed by `on_play`, shared by every shard (a viewer's requests may
     /// arrive on several connections, so several shards); locked once per HLS request of a
