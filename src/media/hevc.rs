@@ -15,6 +15,11 @@ const NAL_PPS: u8 = 34;
 const NAL_AUD: u8 = 35;
 const NAL_PREFIX_SEI: u8 = 39;
 
+/// Prefix SEI NAL units of a record kept for HLS. HDR metadata takes one or two, x265's
+/// encoder info one; the bound keeps the per-IRAP check against the sample's own SEI linear
+/// whatever a publisher puts in its record.
+pub const MAX_PREFIX_SEI: usize = 4;
+
 /// Access unit delimiter: NAL header (type 35, layer 0, nuh_temporal_id_plus1 1), then pic_type 2
 /// (I, P and B slices may follow) and the RBSP stop bit.
 const AUD: [u8; 3] = [NAL_AUD << 1, 0x01, 0x50];
@@ -26,8 +31,8 @@ pub struct HevcConfig {
     pub nal_length_size: u8,
     /// VPS, SPS and PPS NAL units, in that order.
     pub parameter_sets: Vec<Vec<u8>>,
-    /// Prefix SEI NAL units (type 39). Suffix SEI and other arrays are left out: they
-    /// cannot come before a picture's slices.
+    /// Prefix SEI NAL units (type 39), at most [`MAX_PREFIX_SEI`]. Suffix SEI and other
+    /// arrays are left out: they cannot come before a picture's slices.
     pub prefix_sei: Vec<Vec<u8>>,
 }
 
@@ -56,7 +61,8 @@ impl HevcConfig {
                     NAL_PREFIX_SEI => 3,
                     _ => continue,
                 };
-                if !nal.is_empty() {
+                let full = slot == 3 && by_type[slot].len() >= MAX_PREFIX_SEI;
+                if !nal.is_empty() && !full {
                     by_type[slot].push(nal.to_vec());
                 }
             }
@@ -201,6 +207,16 @@ mod tests {
             .unwrap()
             .prefix_sei
             .is_empty());
+        // A record stuffed with SEI keeps only the first few.
+        let mut stuffed = hex(FIXED);
+        stuffed.push(1);
+        stuffed.extend_from_slice(&[0x27, 0x03, 0xe8]); // 1000 NAL units
+        for i in 0..1000u16 {
+            stuffed.extend_from_slice(&[0, 3, 0x4e, 0x01, i as u8]);
+        }
+        let c = HevcConfig::parse(&stuffed).unwrap();
+        assert_eq!(c.prefix_sei.len(), MAX_PREFIX_SEI);
+        assert_eq!(c.prefix_sei[3], [0x4e, 0x01, 3]);
     }
 
     #[test]
